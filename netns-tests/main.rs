@@ -1,0 +1,1 @@
+//! Integration tests on real network namespaces with real pppd clients (being written).

@@ -1,0 +1,2 @@
+//! nasd-line: runs the PPP server on one line (being written).
+fn main() {}
