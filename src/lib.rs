@@ -14,5 +14,6 @@
 //! Everything under [`proto`] is pure: it never reads a clock, never does I/O and never
 //! spawns. The drivers feed it and carry out what it asks for.
 
+pub mod auth;
 pub mod driver;
 pub mod proto;

@@ -1,0 +1,3 @@
+//! Deciding who may dial in: the pppd-compatible secrets file (more backends later).
+
+pub mod secrets;
