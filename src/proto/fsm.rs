@@ -795,3 +795,355 @@ impl Fsm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every cell of the RFC 1661 state transition table, checked: the next state, the
+    //! packets sent and the layer signal.
+    use super::*;
+
+    /// Acks an empty option list, Naks option 99, rejects nothing.
+    struct TestNeg;
+    impl Negotiator for TestNeg {
+        fn reset(&mut self) {}
+        fn build_request(&mut self, out: &mut Vec<u8>) {
+            cp::push_option(out, 1, &[0x05, 0xdc]);
+        }
+        fn judge_request(&mut self, options: Options<'_>, reply: &mut Reply) {
+            for o in options.flatten() {
+                if o.kind == 99 {
+                    reply.nak(&o, &[1]);
+                }
+            }
+        }
+        fn handle_ack(&mut self, _: Options<'_>) {}
+        fn handle_nak(&mut self, _: Options<'_>) {}
+        fn handle_reject(&mut self, _: Options<'_>) {}
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Ev {
+        Up,
+        Down,
+        Open,
+        Close,
+        ToPlus,
+        ToMinus,
+        RcrPlus,
+        RcrMinus,
+        Rca,
+        Rcn,
+        Rtr,
+        Rta,
+        Ruc,
+        RxjPlus,
+        RxjMinus,
+    }
+
+    const P: u16 = 0x8021;
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    /// Drives a fresh automaton into `s`.
+    fn fsm_in(s: State, now: Instant) -> Fsm {
+        let mut f = Fsm::new(P, FsmConfig::default());
+        let mut tx: Vec<(u16, Vec<u8>)> = Vec::new();
+        let n = &mut TestNeg;
+        match s {
+            State::Initial => {}
+            State::Starting => {
+                f.open(now, n, &mut tx);
+            }
+            State::Closed => f.up(now, n, &mut tx),
+            State::ReqSent => {
+                f.up(now, n, &mut tx);
+                f.open(now, n, &mut tx);
+            }
+            State::Stopped => {
+                let mut f = fsm_in(State::ReqSent, now);
+                f.restart_count = 0;
+                f.handle_timeout(now + Duration::from_secs(10), n, &mut tx);
+                assert_eq!(f.state(), State::Stopped);
+                return f;
+            }
+            State::Closing => {
+                let mut f = fsm_in(State::ReqSent, now);
+                f.close(now, b"bye", &mut tx);
+                return f;
+            }
+            State::AckRcvd => {
+                let mut f = fsm_in(State::ReqSent, now);
+                apply(&mut f, Ev::Rca, now, &mut tx);
+                return f;
+            }
+            State::AckSent => {
+                let mut f = fsm_in(State::ReqSent, now);
+                apply(&mut f, Ev::RcrPlus, now, &mut tx);
+                return f;
+            }
+            State::Opened => {
+                let mut f = fsm_in(State::AckRcvd, now);
+                apply(&mut f, Ev::RcrPlus, now, &mut tx);
+                return f;
+            }
+            State::Stopping => {
+                let mut f = fsm_in(State::Opened, now);
+                apply(&mut f, Ev::Rtr, now, &mut tx);
+                return f;
+            }
+        }
+        assert_eq!(f.state(), s);
+        f
+    }
+
+    fn apply(f: &mut Fsm, ev: Ev, now: Instant, tx: &mut Vec<(u16, Vec<u8>)>) -> Option<Signal> {
+        let n = &mut TestNeg;
+        let later = now + Duration::from_secs(3);
+        let req = f.req.clone();
+        let rid = f.req_id;
+        let pkt = |code: u8, id: u8, data: &[u8]| {
+            let mut b = Vec::new();
+            cp::emit(code, id, data, &mut b);
+            b
+        };
+        let recv = |f: &mut Fsm, b: Vec<u8>, tx: &mut Vec<(u16, Vec<u8>)>| {
+            let p = Packet::parse(&b).unwrap();
+            f.receive(now, &p, &mut TestNeg, tx)
+        };
+        match ev {
+            Ev::Up => {
+                f.up(now, n, tx);
+                None
+            }
+            Ev::Down => f.down(),
+            Ev::Open => f.open(now, n, tx),
+            Ev::Close => f.close(now, b"bye", tx),
+            Ev::ToPlus => {
+                f.restart_count = f.restart_count.max(1);
+                f.restart_at = f.restart_at.or(Some(now));
+                f.handle_timeout(later, n, tx)
+            }
+            Ev::ToMinus => {
+                f.restart_count = 0;
+                f.restart_at = f.restart_at.or(Some(now));
+                f.handle_timeout(later, n, tx)
+            }
+            Ev::RcrPlus => recv(f, pkt(code::CONF_REQ, 77, &[]), tx),
+            Ev::RcrMinus => recv(f, pkt(code::CONF_REQ, 78, &[99, 2]), tx),
+            Ev::Rca => recv(f, pkt(code::CONF_ACK, rid, &req), tx),
+            Ev::Rcn => recv(f, pkt(code::CONF_NAK, rid, &[1, 4, 1, 0]), tx),
+            Ev::Rtr => recv(f, pkt(code::TERM_REQ, 9, b""), tx),
+            Ev::Rta => recv(f, pkt(code::TERM_ACK, 9, b""), tx),
+            Ev::Ruc => recv(f, pkt(42, 9, b"x"), tx),
+            Ev::RxjPlus => recv(f, pkt(code::CODE_REJ, 9, &[42, 1, 0, 4]), tx),
+            Ev::RxjMinus => recv(f, pkt(code::CODE_REJ, 9, &[code::CONF_REQ, 1, 0, 4]), tx),
+        }
+    }
+
+    /// The RFC's cell: next state, packets sent (by code), signal. `None` = cannot happen.
+    fn cell(s: State, e: Ev) -> Option<(State, &'static [u8], Option<Signal>)> {
+        use Ev::*;
+        use Signal::{Down as D, Finished as F, Started as S, Up as U};
+        use State::*;
+        const SCR: u8 = code::CONF_REQ;
+        const SCA: u8 = code::CONF_ACK;
+        const SCN: u8 = code::CONF_NAK;
+        const STR: u8 = code::TERM_REQ;
+        const STA: u8 = code::TERM_ACK;
+        const SCJ: u8 = code::CODE_REJ;
+        let r: (State, &'static [u8], Option<Signal>) = match (s, e) {
+            (Initial, Up) => (Closed, &[], None),
+            (Starting, Up) => (ReqSent, &[SCR], None),
+            (_, Up) => return None,
+            (Initial | Starting, Down) => return None,
+            (Closed, Down) => (Initial, &[], None),
+            (Stopped, Down) => (Starting, &[], Some(S)),
+            (Closing, Down) => (Initial, &[], None),
+            (Stopping | ReqSent | AckRcvd | AckSent, Down) => (Starting, &[], None),
+            (Opened, Down) => (Starting, &[], Some(D)),
+            (Initial, Open) => (Starting, &[], Some(S)),
+            (Starting, Open) => (Starting, &[], None),
+            (Closed, Open) => (ReqSent, &[SCR], None),
+            (Stopped, Open) => (Stopped, &[], None),
+            (Closing | Stopping, Open) => (Stopping, &[], None),
+            (x, Open) => (x, &[], None),
+            (Initial, Close) => (Initial, &[], None),
+            (Starting, Close) => (Initial, &[], Some(F)),
+            (Closed | Stopped, Close) => (Closed, &[], None),
+            (Closing | Stopping, Close) => (Closing, &[], None),
+            (ReqSent | AckRcvd | AckSent, Close) => (Closing, &[STR], None),
+            (Opened, Close) => (Closing, &[STR], Some(D)),
+            (Closing, ToPlus) => (Closing, &[STR], None),
+            (Stopping, ToPlus) => (Stopping, &[STR], None),
+            (ReqSent | AckRcvd, ToPlus) => (ReqSent, &[SCR], None),
+            (AckSent, ToPlus) => (AckSent, &[SCR], None),
+            (_, ToPlus) => return None,
+            (Closing, ToMinus) => (Closed, &[], Some(F)),
+            (Stopping | ReqSent | AckRcvd | AckSent, ToMinus) => (Stopped, &[], Some(F)),
+            (_, ToMinus) => return None,
+            (Initial | Starting, _) => return None,
+            (Closed, RcrPlus | RcrMinus | Rca | Rcn | Rtr) => (Closed, &[STA], None),
+            (Stopped, RcrPlus) => (AckSent, &[SCR, SCA], None),
+            (Stopped, RcrMinus) => (ReqSent, &[SCR, SCN], None),
+            (Stopped, Rca | Rcn | Rtr) => (Stopped, &[STA], None),
+            (Closing | Stopping, RcrPlus | RcrMinus | Rca | Rcn) => (s, &[], None),
+            (ReqSent, RcrPlus) => (AckSent, &[SCA], None),
+            (AckRcvd, RcrPlus) => (Opened, &[SCA], Some(U)),
+            (AckSent, RcrPlus) => (AckSent, &[SCA], None),
+            (Opened, RcrPlus) => (AckSent, &[SCR, SCA], Some(D)),
+            (ReqSent | AckSent, RcrMinus) => (ReqSent, &[SCN], None),
+            (AckRcvd, RcrMinus) => (AckRcvd, &[SCN], None),
+            (Opened, RcrMinus) => (ReqSent, &[SCR, SCN], Some(D)),
+            (ReqSent, Rca) => (AckRcvd, &[], None),
+            (AckRcvd, Rca) => (ReqSent, &[SCR], None),
+            (AckSent, Rca) => (Opened, &[], Some(U)),
+            (Opened, Rca) => (ReqSent, &[SCR], Some(D)),
+            (ReqSent, Rcn) => (ReqSent, &[SCR], None),
+            (AckRcvd, Rcn) => (ReqSent, &[SCR], None),
+            (AckSent, Rcn) => (AckSent, &[SCR], None),
+            (Opened, Rcn) => (ReqSent, &[SCR], Some(D)),
+            (Closing | Stopping | ReqSent, Rtr) => (s, &[STA], None),
+            (AckRcvd | AckSent, Rtr) => (ReqSent, &[STA], None),
+            (Opened, Rtr) => (Stopping, &[STA], Some(D)),
+            (Closed | Stopped | ReqSent | AckSent, Rta) => (s, &[], None),
+            (Closing, Rta) => (Closed, &[], Some(F)),
+            (Stopping, Rta) => (Stopped, &[], Some(F)),
+            (AckRcvd, Rta) => (ReqSent, &[], None),
+            (Opened, Rta) => (ReqSent, &[SCR], Some(D)),
+            (x, Ruc) => (x, &[SCJ], None),
+            (AckRcvd, RxjPlus) => (ReqSent, &[], None),
+            (x, RxjPlus) => (x, &[], None),
+            (Closed | Closing, RxjMinus) => (Closed, &[], Some(F)),
+            (Stopped | Stopping | ReqSent | AckRcvd | AckSent, RxjMinus) => {
+                (Stopped, &[], Some(F))
+            }
+            (Opened, RxjMinus) => (Stopping, &[STR], Some(D)),
+        };
+        Some(r)
+    }
+
+    #[test]
+    fn every_cell_of_the_rfc1661_table() {
+        use State::*;
+        let states = [
+            Initial, Starting, Closed, Stopped, Closing, Stopping, ReqSent, AckRcvd, AckSent,
+            Opened,
+        ];
+        let events = [
+            Ev::Up,
+            Ev::Down,
+            Ev::Open,
+            Ev::Close,
+            Ev::ToPlus,
+            Ev::ToMinus,
+            Ev::RcrPlus,
+            Ev::RcrMinus,
+            Ev::Rca,
+            Ev::Rcn,
+            Ev::Rtr,
+            Ev::Rta,
+            Ev::Ruc,
+            Ev::RxjPlus,
+            Ev::RxjMinus,
+        ];
+        let mut checked = 0;
+        for s in states {
+            for e in events {
+                let Some((next, sent, sig)) = cell(s, e) else { continue };
+                let now = t0();
+                let mut f = fsm_in(s, now);
+                assert_eq!(f.state(), s, "setup for {s:?}");
+                let mut tx = Vec::new();
+                let got = apply(&mut f, e, now, &mut tx);
+                let codes: Vec<u8> = tx.iter().map(|(_, p)| p[0]).collect();
+                assert!(tx.iter().all(|(p, _)| *p == P));
+                assert_eq!(
+                    (f.state(), codes.as_slice(), got),
+                    (next, sent, sig),
+                    "cell {s:?} x {e:?}"
+                );
+                // The restart timer runs exactly in the states that need it.
+                let timed = matches!(next, Closing | Stopping | ReqSent | AckRcvd | AckSent);
+                assert_eq!(f.deadline().is_some(), timed, "timer after {s:?} x {e:?}");
+                checked += 1;
+            }
+        }
+        // 2 Up + 8 Down + 10 Open + 10 Close + 5 TO+ + 5 TO- + 9 receive events x 8 states.
+        assert_eq!(checked, 112);
+    }
+
+    #[test]
+    fn silent_peer_gives_up_after_max_configure() {
+        let now = t0();
+        let mut f = Fsm::new(P, FsmConfig::default());
+        let mut tx = Vec::new();
+        f.open(now, &mut TestNeg, &mut tx);
+        f.up(now, &mut TestNeg, &mut tx);
+        let mut t = now;
+        let mut sig = None;
+        while let Some(d) = f.deadline() {
+            t = d;
+            sig = f.handle_timeout(t, &mut TestNeg, &mut tx);
+        }
+        assert_eq!(tx.len(), 10, "Max-Configure requests");
+        assert_eq!(t - now, Duration::from_secs(30));
+        assert_eq!((f.state(), sig, f.failed()), (State::Stopped, Some(Signal::Finished), true));
+    }
+
+    #[test]
+    fn endless_naks_are_bounded() {
+        let now = t0();
+        let mut f = fsm_in(State::ReqSent, now);
+        let mut tx = Vec::new();
+        let mut sig = None;
+        for _ in 0..50 {
+            if f.state() != State::ReqSent {
+                break;
+            }
+            let mut b = Vec::new();
+            cp::emit(code::CONF_NAK, f.req_id, &[1, 4, 1, 0], &mut b);
+            sig = f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
+        }
+        assert_eq!((f.state(), sig, f.failed()), (State::Stopped, Some(Signal::Finished), true));
+    }
+
+    #[test]
+    fn naks_turn_into_rejects_after_max_failure() {
+        let now = t0();
+        let mut f = fsm_in(State::ReqSent, now);
+        let mut codes = Vec::new();
+        for i in 0..8u8 {
+            let mut tx = Vec::new();
+            let mut b = Vec::new();
+            cp::emit(code::CONF_REQ, i, &[99, 2], &mut b);
+            f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
+            codes.push(tx.last().unwrap().1[0]);
+        }
+        assert_eq!(&codes[..5], &[code::CONF_NAK; 5]);
+        assert_eq!(&codes[5..], &[code::CONF_REJ; 3]);
+    }
+
+    #[test]
+    fn mismatched_replies_are_discarded() {
+        let now = t0();
+        let mut f = fsm_in(State::ReqSent, now);
+        let mut tx = Vec::new();
+        // Wrong identifier.
+        let mut b = Vec::new();
+        cp::emit(code::CONF_ACK, f.req_id.wrapping_add(1), &f.req.clone(), &mut b);
+        f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
+        // Right identifier, different options.
+        let mut b = Vec::new();
+        cp::emit(code::CONF_ACK, f.req_id, &[1, 4, 0, 1], &mut b);
+        f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
+        // Malformed options in a request.
+        let mut b = Vec::new();
+        cp::emit(code::CONF_REQ, 5, &[1, 9, 0], &mut b);
+        f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
+        assert_eq!(f.state(), State::ReqSent);
+        assert!(tx.is_empty());
+        assert_eq!((f.stats().unexpected, f.stats().malformed), (2, 1));
+    }
+}
