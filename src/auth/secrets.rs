@@ -37,7 +37,11 @@ impl AddrSpec {
             Self::Nothing => false,
             Self::Host(h) => h == ip,
             Self::Net(n, len) => {
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(len))
+                };
                 u32::from(n) & mask == u32::from(ip) & mask
             }
         }
@@ -113,7 +117,11 @@ impl Secrets {
         let mut entries = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
-            let err = |message: String| SecretsError { path: None, line, message };
+            let err = |message: String| SecretsError {
+                path: None,
+                line,
+                message,
+            };
             let words = split_words(raw).map_err(err)?;
             if words.is_empty() {
                 continue;
@@ -156,7 +164,10 @@ impl Secrets {
         let mut warnings = Vec::new();
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path).map_err(io_err)?.permissions().mode();
+            let mode = std::fs::metadata(path)
+                .map_err(io_err)?
+                .permissions()
+                .mode();
             if mode & 0o004 != 0 {
                 warnings.push(format!(
                     "{} is readable by every user (mode {:o}): chmod 600 it",
@@ -181,8 +192,15 @@ impl Secrets {
     pub fn lookup(&self, client: &str, server: &str) -> Option<&SecretEntry> {
         self.entries
             .iter()
-            .filter(|e| (e.client == client || e.client == "*") && (e.server == server || e.server == "*"))
-            .min_by_key(|e| (u8::from(e.client == "*") * 2 + u8::from(e.server == "*"), e.line))
+            .filter(|e| {
+                (e.client == client || e.client == "*") && (e.server == server || e.server == "*")
+            })
+            .min_by_key(|e| {
+                (
+                    u8::from(e.client == "*") * 2 + u8::from(e.server == "*"),
+                    e.line,
+                )
+            })
     }
 }
 
@@ -261,11 +279,17 @@ alice       *       'it\'s'        *   # comment
         let dial = s.lookup("dial", "nasd").unwrap();
         assert_eq!(dial.secret.expose(), b"dial");
         assert!(dial.addresses.is_empty());
-        assert!(dial.permits(Ipv4Addr::new(192, 0, 2, 1)), "no address column = any pool address");
+        assert!(
+            dial.permits(Ipv4Addr::new(192, 0, 2, 1)),
+            "no address column = any pool address"
+        );
         let john = s.lookup("john doe", "nasd").unwrap();
         assert_eq!(john.secret.expose(), b"pass word#1");
         assert_eq!(john.fixed_address(), Some(Ipv4Addr::new(10, 0, 0, 150)));
-        assert!(s.lookup("john doe", "other").unwrap().client == "*", "server must match");
+        assert!(
+            s.lookup("john doe", "other").unwrap().client == "*",
+            "server must match"
+        );
         assert!(!s.lookup("guest", "nasd").unwrap().allows_session());
         let any = s.lookup("nobody", "nasd").unwrap();
         assert_eq!(any.secret.expose(), b"fallback");

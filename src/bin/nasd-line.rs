@@ -8,7 +8,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use nasd::auth::secrets::Secrets;
-use nasd::driver::session::{self, AuthFuture, HostPackets, Hooks};
+use nasd::driver::session::{self, AuthFuture, Hooks, HostPackets};
 use nasd::driver::tun::Tun;
 use nasd::proto::auth::{AuthRequest, AuthResult, Credentials, Grant};
 use nasd::proto::lcp::AuthProto;
@@ -69,7 +69,9 @@ impl Hooks for LineHooks {
         let secrets = self.secrets.clone();
         let default_ip = self.default_ip;
         Box::pin(async move {
-            let reject = AuthResult::Reject { message: "Authentication failed".into() };
+            let reject = AuthResult::Reject {
+                message: "Authentication failed".into(),
+            };
             if req.credentials == Credentials::None {
                 return AuthResult::Accept(Grant::new(default_ip));
             }
@@ -93,7 +95,11 @@ impl Hooks for LineHooks {
                 tracing::error!(?args, "ip command failed");
             }
         };
-        let (l, p, mtu) = (self.local_ip.to_string(), info.peer_ip.to_string(), info.peer_mru.to_string());
+        let (l, p, mtu) = (
+            self.local_ip.to_string(),
+            info.peer_ip.to_string(),
+            info.peer_mru.to_string(),
+        );
         run(&["addr", "add", &l, "peer", &p, "dev", tun]);
         run(&["link", "set", tun, "mtu", &mtu, "up"]);
     }

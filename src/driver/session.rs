@@ -68,12 +68,12 @@ where
     let reason = loop {
         // Drain the outputs.
         let pending = link.serial_output();
-        if !pending.is_empty() {
-            if let Ok(permit) = out_tx.try_reserve() {
-                permit.send(pending.to_vec());
-                let n = pending.len();
-                link.consume_serial_output(n);
-            }
+        if !pending.is_empty()
+            && let Ok(permit) = out_tx.try_reserve()
+        {
+            permit.send(pending.to_vec());
+            let n = pending.len();
+            link.consume_serial_output(n);
         }
         while let Some(p) = link.poll_ip_output() {
             if host.to_host.try_send(p).is_err() {

@@ -18,7 +18,10 @@ impl Tun {
     /// Creates (or attaches to) the TUN device `name`; `%d` in the name picks a free number.
     pub fn open(name: &str) -> io::Result<Self> {
         let iface = Iface::without_packet_info(name, Mode::Tun).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot open TUN device {name} (/dev/net/tun): {e}"))
+            io::Error::new(
+                e.kind(),
+                format!("cannot open TUN device {name} (/dev/net/tun): {e}"),
+            )
         })?;
         iface.set_non_blocking()?;
         // SAFETY: `Iface` owns its file descriptor, which stays open for as long as the

@@ -84,9 +84,11 @@ impl AuthRequest {
         match &self.credentials {
             Credentials::None => true,
             Credentials::Pap { password } => ct_eq(password.expose(), secret),
-            Credentials::ChapMd5 { id, challenge, response } => {
-                ct_eq(&chap_md5(*id, secret, challenge), response.expose())
-            }
+            Credentials::ChapMd5 {
+                id,
+                challenge,
+                response,
+            } => ct_eq(&chap_md5(*id, secret, challenge), response.expose()),
         }
     }
 }
@@ -123,7 +125,12 @@ pub struct Grant {
 impl Grant {
     /// A grant of an address, with the default message and no limits.
     pub fn new(peer_ip: Ipv4Addr) -> Self {
-        Self { peer_ip, message: "Welcome".into(), session_timeout: None, idle_timeout: None }
+        Self {
+            peer_ip,
+            message: "Welcome".into(),
+            session_timeout: None,
+            idle_timeout: None,
+        }
     }
 }
 
@@ -187,7 +194,9 @@ enum Phase {
     /// Credentials handed out; waiting for the driver.
     Pending,
     /// Accepted; `id` of the request answered, to answer retransmissions.
-    Accepted { id: u8 },
+    Accepted {
+        id: u8,
+    },
     Failed,
 }
 
@@ -302,7 +311,10 @@ impl Authenticator {
 
     /// The earliest deadline.
     pub fn deadline(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.rechallenge_at].into_iter().flatten().min()
+        [self.retransmit_at, self.timeout_at, self.rechallenge_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs expired timers.
@@ -338,10 +350,17 @@ impl Authenticator {
     }
 
     /// Handles a PAP or CHAP packet.
-    pub fn receive(&mut self, proto: u16, pkt: &Packet<'_>, tx: &mut impl Sink) -> Option<AuthOutput> {
+    pub fn receive(
+        &mut self,
+        proto: u16,
+        pkt: &Packet<'_>,
+        tx: &mut impl Sink,
+    ) -> Option<AuthOutput> {
         match (self.proto, proto, pkt.code) {
             (AuthProto::Pap, protocol::PAP, code::PAP_REQ) => self.pap_request(pkt, tx),
-            (AuthProto::ChapMd5, protocol::CHAP, code::CHAP_RESPONSE) => self.chap_response(pkt, tx),
+            (AuthProto::ChapMd5, protocol::CHAP, code::CHAP_RESPONSE) => {
+                self.chap_response(pkt, tx)
+            }
             _ => {
                 self.stats.unexpected += 1;
                 None
@@ -369,7 +388,9 @@ impl Authenticator {
                 self.phase = Phase::Pending;
                 Some(AuthOutput::Request(AuthRequest {
                     user: String::from_utf8_lossy(user).into_owned(),
-                    credentials: Credentials::Pap { password: Secret::new(pass) },
+                    credentials: Credentials::Pap {
+                        password: Secret::new(pass),
+                    },
                 }))
             }
             Phase::Pending => {
@@ -447,7 +468,11 @@ impl Authenticator {
         };
         match result {
             AuthResult::Accept(grant) => {
-                let code = if proto == protocol::PAP { code::PAP_ACK } else { code::CHAP_SUCCESS };
+                let code = if proto == protocol::PAP {
+                    code::PAP_ACK
+                } else {
+                    code::CHAP_SUCCESS
+                };
                 send_message(tx, proto, code, id, &grant.message);
                 self.phase = Phase::Accepted { id };
                 self.timeout_at = None;
@@ -459,7 +484,11 @@ impl Authenticator {
                 Some(AuthOutput::Success(grant))
             }
             AuthResult::Reject { message } => {
-                let code = if proto == protocol::PAP { code::PAP_NAK } else { code::CHAP_FAILURE };
+                let code = if proto == protocol::PAP {
+                    code::PAP_NAK
+                } else {
+                    code::CHAP_FAILURE
+                };
                 send_message(tx, proto, code, id, &message);
                 self.stop();
                 self.phase = Phase::Failed;
@@ -504,7 +533,9 @@ mod tests {
     fn secrets_never_show_in_debug() {
         let req = AuthRequest {
             user: "alice".into(),
-            credentials: Credentials::Pap { password: Secret::new("hunter2") },
+            credentials: Credentials::Pap {
+                password: Secret::new("hunter2"),
+            },
         };
         let s = format!("{req:?}");
         assert!(s.contains("alice"));
@@ -538,11 +569,22 @@ mod tests {
         let now = Instant::now();
         a.start(now, &mut Rng::from_u64(1), &mut tx);
         for data in [&[][..], &[5, b'a'], &[1, b'a', 9, b'x']] {
-            let p = Packet { code: 1, id: 1, data };
+            let p = Packet {
+                code: 1,
+                id: 1,
+                data,
+            };
             assert_eq!(a.receive(protocol::PAP, &p, &mut tx), None);
         }
         assert_eq!(a.stats().malformed, 3);
-        let p = Packet { code: 1, id: 2, data: &[1, b'a', 1, b'x'] };
-        assert!(matches!(a.receive(protocol::PAP, &p, &mut tx), Some(AuthOutput::Request(_))));
+        let p = Packet {
+            code: 1,
+            id: 2,
+            data: &[1, b'a', 1, b'x'],
+        };
+        assert!(matches!(
+            a.receive(protocol::PAP, &p, &mut tx),
+            Some(AuthOutput::Request(_))
+        ));
     }
 }

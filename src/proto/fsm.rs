@@ -127,6 +127,23 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An empty reply; `may_nak` is false once Max-Failure Naks were sent.
+    pub fn new(may_nak: bool) -> Self {
+        let mut r = Self::default();
+        r.reset(may_nak);
+        r
+    }
+
+    /// The options of the Configure-Nak.
+    pub fn nak_options(&self) -> &[u8] {
+        &self.nak
+    }
+
+    /// The options of the Configure-Reject.
+    pub fn reject_options(&self) -> &[u8] {
+        &self.rej
+    }
+
     fn reset(&mut self, may_nak: bool) {
         self.verdict = Some(Verdict::Ack);
         self.may_nak = may_nak;
@@ -737,7 +754,12 @@ impl Fsm {
         None
     }
 
-    fn rta(&mut self, now: Instant, neg: &mut impl Negotiator, tx: &mut impl Sink) -> Option<Signal> {
+    fn rta(
+        &mut self,
+        now: Instant,
+        neg: &mut impl Negotiator,
+        tx: &mut impl Sink,
+    ) -> Option<Signal> {
         match self.state {
             State::Closing => {
                 self.set_state(State::Closed);
@@ -777,11 +799,7 @@ impl Fsm {
                 self.set_state(State::Closed);
                 Some(Signal::Finished)
             }
-            State::Stopped
-            | State::Stopping
-            | State::ReqSent
-            | State::AckRcvd
-            | State::AckSent => {
+            State::Stopped | State::Stopping | State::ReqSent | State::AckRcvd | State::AckSent => {
                 self.set_state(State::Stopped);
                 Some(Signal::Finished)
             }
@@ -1016,9 +1034,7 @@ mod tests {
             (AckRcvd, RxjPlus) => (ReqSent, &[], None),
             (x, RxjPlus) => (x, &[], None),
             (Closed | Closing, RxjMinus) => (Closed, &[], Some(F)),
-            (Stopped | Stopping | ReqSent | AckRcvd | AckSent, RxjMinus) => {
-                (Stopped, &[], Some(F))
-            }
+            (Stopped | Stopping | ReqSent | AckRcvd | AckSent, RxjMinus) => (Stopped, &[], Some(F)),
             (Opened, RxjMinus) => (Stopping, &[STR], Some(D)),
         };
         Some(r)
@@ -1051,7 +1067,9 @@ mod tests {
         let mut checked = 0;
         for s in states {
             for e in events {
-                let Some((next, sent, sig)) = cell(s, e) else { continue };
+                let Some((next, sent, sig)) = cell(s, e) else {
+                    continue;
+                };
                 let now = t0();
                 let mut f = fsm_in(s, now);
                 assert_eq!(f.state(), s, "setup for {s:?}");
@@ -1089,7 +1107,10 @@ mod tests {
         }
         assert_eq!(tx.len(), 10, "Max-Configure requests");
         assert_eq!(t - now, Duration::from_secs(30));
-        assert_eq!((f.state(), sig, f.failed()), (State::Stopped, Some(Signal::Finished), true));
+        assert_eq!(
+            (f.state(), sig, f.failed()),
+            (State::Stopped, Some(Signal::Finished), true)
+        );
     }
 
     #[test]
@@ -1106,7 +1127,10 @@ mod tests {
             cp::emit(code::CONF_NAK, f.req_id, &[1, 4, 1, 0], &mut b);
             sig = f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
         }
-        assert_eq!((f.state(), sig, f.failed()), (State::Stopped, Some(Signal::Finished), true));
+        assert_eq!(
+            (f.state(), sig, f.failed()),
+            (State::Stopped, Some(Signal::Finished), true)
+        );
     }
 
     #[test]
@@ -1132,7 +1156,12 @@ mod tests {
         let mut tx = Vec::new();
         // Wrong identifier.
         let mut b = Vec::new();
-        cp::emit(code::CONF_ACK, f.req_id.wrapping_add(1), &f.req.clone(), &mut b);
+        cp::emit(
+            code::CONF_ACK,
+            f.req_id.wrapping_add(1),
+            &f.req.clone(),
+            &mut b,
+        );
         f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
         // Right identifier, different options.
         let mut b = Vec::new();

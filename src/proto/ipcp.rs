@@ -182,3 +182,79 @@ impl Ipcp {
         self.policy.peer_ip
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::fsm::{Reply, Verdict};
+
+    fn ipcp() -> Ipcp {
+        let mut i = Ipcp::new(IpcpConfig {
+            dns: [Some(Ipv4Addr::new(10, 0, 0, 53)), None],
+            ..IpcpConfig::default()
+        });
+        i.set_peer_ip(Ipv4Addr::new(10, 0, 0, 100));
+        i.policy.reset();
+        i
+    }
+
+    fn judge(i: &mut Ipcp, opts: &[u8]) -> Reply {
+        let mut r = Reply::new(true);
+        i.policy.judge_request(Options::new(opts), &mut r);
+        r
+    }
+
+    #[test]
+    fn assigns_the_address_and_dns() {
+        let mut i = ipcp();
+        // pppd: addr 0.0.0.0, ms-dns 0.0.0.0 (129) and 0.0.0.0 (131).
+        let r = judge(
+            &mut i,
+            &[3, 6, 0, 0, 0, 0, 129, 6, 0, 0, 0, 0, 131, 6, 0, 0, 0, 0],
+        );
+        assert_eq!(r.verdict(), Verdict::Reject, "no secondary DNS configured");
+        assert_eq!(r.reject_options(), [131, 6, 0, 0, 0, 0]);
+        let r = judge(&mut i, &[3, 6, 0, 0, 0, 0, 129, 6, 0, 0, 0, 0]);
+        assert_eq!(r.verdict(), Verdict::Nak);
+        assert_eq!(r.nak_options(), [3, 6, 10, 0, 0, 100, 129, 6, 10, 0, 0, 53]);
+        let r = judge(&mut i, &[3, 6, 10, 0, 0, 100, 129, 6, 10, 0, 0, 53]);
+        assert_eq!(r.verdict(), Verdict::Ack);
+        assert_eq!(i.policy.acked_peer, Some(Ipv4Addr::new(10, 0, 0, 100)));
+    }
+
+    #[test]
+    fn a_wrong_address_is_naked_and_vj_rejected() {
+        let mut i = ipcp();
+        let r = judge(&mut i, &[3, 6, 192, 168, 1, 9]);
+        assert_eq!(r.nak_options(), [3, 6, 10, 0, 0, 100]);
+        let r = judge(&mut i, &[2, 6, 0, 0x2d, 15, 1, 3, 6, 10, 0, 0, 100]);
+        assert_eq!(r.verdict(), Verdict::Reject);
+        assert_eq!(r.reject_options(), [2, 6, 0, 0x2d, 15, 1]);
+        let r = judge(&mut i, &[1, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(r.verdict(), Verdict::Reject, "obsolete IP-Addresses");
+    }
+
+    #[test]
+    fn a_peer_without_an_address_gets_one_hint() {
+        let mut i = ipcp();
+        let r = judge(&mut i, &[]);
+        assert_eq!(
+            (r.verdict(), r.nak_options()),
+            (Verdict::Nak, &[3, 6, 10, 0, 0, 100][..])
+        );
+        let r = judge(&mut i, &[]);
+        assert_eq!(r.verdict(), Verdict::Ack);
+    }
+
+    #[test]
+    fn our_request_names_our_address_until_rejected() {
+        let mut i = ipcp();
+        let mut out = Vec::new();
+        i.policy.build_request(&mut out);
+        assert_eq!(out, [3, 6, 10, 0, 0, 1]);
+        i.policy.handle_reject(Options::new(&[3, 6, 10, 0, 0, 1]));
+        out.clear();
+        i.policy.build_request(&mut out);
+        assert!(out.is_empty());
+    }
+}

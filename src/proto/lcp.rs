@@ -147,7 +147,13 @@ pub struct PeerOptions {
 
 impl Default for PeerOptions {
     fn default() -> Self {
-        Self { mru: DEFAULT_MRU, accm: super::hdlc::ACCM_ALL, pfc: false, acfc: false, magic: 0 }
+        Self {
+            mru: DEFAULT_MRU,
+            accm: super::hdlc::ACCM_ALL,
+            pfc: false,
+            acfc: false,
+            magic: 0,
+        }
     }
 }
 
@@ -336,10 +342,8 @@ impl Negotiator for LcpPolicy {
             match o.kind {
                 opt::MRU => self.mru = None,
                 opt::ACCM => self.accm = None,
-                opt::AUTH => {
-                    if !self.config.auth.is_empty() {
-                        self.failure = Some(LcpFailure::AuthRefused);
-                    }
+                opt::AUTH if !self.config.auth.is_empty() => {
+                    self.failure = Some(LcpFailure::AuthRefused);
                 }
                 opt::MAGIC => self.magic = None,
                 opt::PFC => self.pfc = false,
@@ -491,13 +495,18 @@ impl Lcp {
             code::PROTO_REJ => {
                 // Only meaningful in Opened (RFC 1661 5.7).
                 match pkt.data {
-                    [a, b, ..] if opened => LcpInput::ProtocolRejected(u16::from_be_bytes([*a, *b])),
+                    [a, b, ..] if opened => {
+                        LcpInput::ProtocolRejected(u16::from_be_bytes([*a, *b]))
+                    }
                     _ => LcpInput::None,
                 }
             }
             code::ECHO_REQ => {
                 if opened {
-                    let magic = pkt.data.get(..4).map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+                    let magic = pkt
+                        .data
+                        .get(..4)
+                        .map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
                     if magic.is_some_and(|m| m != 0 && m == self.magic()) {
                         self.count_echo_loop();
                     } else {
@@ -512,7 +521,10 @@ impl Lcp {
             }
             code::ECHO_REPLY => {
                 if opened {
-                    let magic = pkt.data.get(..4).map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+                    let magic = pkt
+                        .data
+                        .get(..4)
+                        .map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
                     if magic.is_some_and(|m| m != 0 && m == self.magic()) {
                         self.count_echo_loop();
                     } else {
@@ -571,5 +583,229 @@ impl Lcp {
         data.extend_from_slice(&info[..info.len().min(room)]);
         let id = self.fsm.take_id();
         tx.send_cp(protocol::LCP, code::PROTO_REJ, id, &data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::fsm::{Reply, Verdict};
+    use crate::proto::wire::cp::{self, Options, Packet};
+
+    fn policy(auth: Vec<AuthProto>) -> LcpPolicy {
+        LcpPolicy::new(
+            LcpConfig {
+                auth,
+                ..LcpConfig::default()
+            },
+            Rng::from_u64(3),
+        )
+    }
+
+    fn judge(p: &mut LcpPolicy, opts: &[u8]) -> Reply {
+        let mut r = Reply::new(true);
+        p.judge_request(Options::new(opts), &mut r);
+        r
+    }
+
+    // Debian pppd 2.4.9: asyncmap 0, magic 0x24bbe143, PFC, ACFC.
+    const PPPD_OPTS: [u8; 16] = [2, 6, 0, 0, 0, 0, 5, 6, 0x24, 0xbb, 0xe1, 0x43, 7, 2, 8, 2];
+
+    #[test]
+    fn acks_pppd_defaults_and_records_them() {
+        let mut p = policy(vec![AuthProto::Pap]);
+        let r = judge(&mut p, &PPPD_OPTS);
+        assert_eq!(r.verdict(), Verdict::Ack);
+        assert_eq!(
+            p.peer,
+            PeerOptions {
+                mru: 1500,
+                accm: 0,
+                pfc: true,
+                acfc: true,
+                magic: 0x24bb_e143
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_what_a_nas_does_not_do() {
+        let mut p = policy(vec![AuthProto::Pap]);
+        // Auth-Protocol PAP (the peer wants us to authenticate), Quality LQR, Callback,
+        // MRRU, Endpoint-Discriminator, FCS-Alternatives, plus an acceptable MRU.
+        let opts = [
+            3, 4, 0xc0, 0x23, 4, 8, 0xc0, 0x25, 0, 0, 0, 1, 13, 3, 6, 1, 4, 0x05, 0xdc, 17, 4,
+            0x05, 0xdc, 19, 3, 0, 9, 3, 2,
+        ];
+        let r = judge(&mut p, &opts);
+        assert_eq!(r.verdict(), Verdict::Reject);
+        let kinds: Vec<u8> = Options::new(r.reject_options())
+            .map(|o| o.unwrap().kind)
+            .collect();
+        assert_eq!(kinds, [3, 4, 13, 17, 19, 9]);
+        // Options with a wrong length are rejected too.
+        let r = judge(&mut p, &[1, 3, 5]);
+        assert_eq!(r.reject_options(), [1, 3, 5]);
+    }
+
+    #[test]
+    fn naks_a_tiny_mru_and_a_zero_magic() {
+        let mut p = policy(vec![]);
+        let r = judge(&mut p, &[1, 4, 0, 64, 5, 6, 0, 0, 0, 0]);
+        assert_eq!(r.verdict(), Verdict::Nak);
+        let naks: Vec<_> = Options::new(r.nak_options()).map(|o| o.unwrap()).collect();
+        assert_eq!(naks[0].u16(), Some(MIN_MRU));
+        assert_ne!(naks[1].u32(), Some(0));
+    }
+
+    #[test]
+    fn our_request_carries_what_we_want() {
+        let mut p = policy(vec![AuthProto::ChapMd5, AuthProto::Pap]);
+        let mut out = Vec::new();
+        p.build_request(&mut out);
+        let opts: Vec<_> = Options::new(&out).map(|o| o.unwrap()).collect();
+        let kinds: Vec<u8> = opts.iter().map(|o| o.kind).collect();
+        assert_eq!(
+            kinds,
+            [opt::ACCM, opt::AUTH, opt::MAGIC, opt::PFC, opt::ACFC]
+        );
+        assert_eq!(opts[1].data, [0xc2, 0x23, 0x05]);
+        assert_ne!(opts[2].u32(), Some(0));
+        // A non-default MRU is asked for.
+        let mut p = LcpPolicy::new(
+            LcpConfig {
+                mru: 1000,
+                ..LcpConfig::default()
+            },
+            Rng::from_u64(1),
+        );
+        let mut out = Vec::new();
+        p.build_request(&mut out);
+        assert_eq!(&out[..4], &[opt::MRU, 4, 0x03, 0xe8]);
+    }
+
+    #[test]
+    fn auth_nak_moves_toward_our_preferences() {
+        let mut p = policy(vec![AuthProto::ChapMd5, AuthProto::Pap]);
+        // The peer Naks CHAP, suggesting PAP: allowed, so we switch.
+        p.handle_nak(Options::new(&[3, 4, 0xc0, 0x23]));
+        let mut out = Vec::new();
+        p.build_request(&mut out);
+        assert!(out.windows(4).any(|w| w == [3, 4, 0xc0, 0x23]));
+        assert_eq!(p.failure, None);
+        // It suggests EAP (c227), which we do not allow: nothing left after PAP.
+        p.handle_nak(Options::new(&[3, 4, 0xc2, 0x27]));
+        assert_eq!(p.failure, Some(LcpFailure::AuthRefused));
+
+        let mut p = policy(vec![AuthProto::Pap]);
+        p.handle_reject(Options::new(&[3, 4, 0xc0, 0x23]));
+        assert_eq!(p.failure, Some(LcpFailure::AuthRefused));
+    }
+
+    #[test]
+    fn our_own_magic_coming_back_is_a_loop() {
+        let mut p = policy(vec![]);
+        for i in 1..=5u32 {
+            let ours = p.magic.unwrap();
+            let mut opts = vec![5, 6];
+            opts.extend_from_slice(&ours.to_be_bytes());
+            let r = judge(&mut p, &opts);
+            assert_eq!(r.verdict(), Verdict::Nak);
+            let suggested = Options::new(r.nak_options()).next().unwrap().unwrap().u32();
+            assert_ne!(suggested, Some(ours));
+            assert_ne!(p.magic, Some(ours), "we pick a new number too");
+            assert_eq!(p.failure.is_some(), i == 5);
+        }
+        assert_eq!(p.failure, Some(LcpFailure::Loopback));
+    }
+
+    fn opened_lcp() -> (Lcp, Vec<(u16, Vec<u8>)>, Instant) {
+        let now = Instant::now();
+        let mut lcp = Lcp::new(
+            LcpConfig {
+                auth: vec![],
+                ..LcpConfig::default()
+            },
+            Rng::from_u64(5),
+        );
+        let mut tx = Vec::new();
+        lcp.open(now, &mut tx);
+        lcp.up(now, &mut tx);
+        let req = tx[0].1.clone();
+        let ack = {
+            let mut b = req.clone();
+            b[0] = cp::code::CONF_ACK;
+            b
+        };
+        // The peer asks for an MRU of 200 so echo replies must be cut to fit.
+        let mut peer_req = Vec::new();
+        cp::emit(1, 1, &[1, 4, 0, 200], &mut peer_req);
+        for b in [ack, peer_req] {
+            lcp.receive(now, &Packet::parse(&b).unwrap(), &mut tx);
+        }
+        assert_eq!(lcp.fsm.state(), crate::proto::fsm::State::Opened);
+        tx.clear();
+        (lcp, tx, now)
+    }
+
+    #[test]
+    fn echo_replies_carry_our_magic_and_fit_the_peer_mru() {
+        let (mut lcp, mut tx, now) = opened_lcp();
+        let mut req = Vec::new();
+        let mut data = vec![0x11, 0x22, 0x33, 0x44];
+        data.extend(std::iter::repeat_n(0xab, 500));
+        cp::emit(cp::code::ECHO_REQ, 7, &data, &mut req);
+        lcp.receive(now, &Packet::parse(&req).unwrap(), &mut tx);
+        let reply = Packet::parse(&tx[0].1).unwrap();
+        assert_eq!((reply.code, reply.id), (cp::code::ECHO_REPLY, 7));
+        assert_eq!(reply.data[..4], lcp.magic().to_be_bytes());
+        assert!(
+            tx[0].1.len() <= 200,
+            "reply of {} octets exceeds the MRU",
+            tx[0].1.len()
+        );
+    }
+
+    #[test]
+    fn keepalive_declares_a_silent_peer_dead() {
+        let (mut lcp, mut tx, now) = opened_lcp();
+        lcp.start_echo(now);
+        let mut t = now;
+        let mut requests = 0;
+        while lcp.failure().is_none() {
+            t = lcp.deadline().expect("echo timer runs");
+            lcp.handle_timeout(t, &mut tx);
+            requests = tx
+                .iter()
+                .filter(|(_, p)| p[0] == cp::code::ECHO_REQ)
+                .count();
+            assert!(t - now <= Duration::from_secs(300), "never gave up");
+        }
+        assert_eq!(lcp.failure(), Some(LcpFailure::EchoTimeout));
+        assert_eq!(requests, 4);
+        assert_eq!(t - now, Duration::from_secs(150));
+    }
+
+    #[test]
+    fn any_frame_counts_as_liveness() {
+        let (mut lcp, mut tx, now) = opened_lcp();
+        lcp.start_echo(now);
+        for i in 1..20u64 {
+            let t = now + Duration::from_secs(29 * i);
+            lcp.saw_frame(t);
+            lcp.handle_timeout(t, &mut tx);
+        }
+        assert!(tx.is_empty(), "no echo needed on a busy link");
+        assert_eq!(lcp.failure(), None);
+    }
+
+    #[test]
+    fn protocol_reject_fits_the_peer_mru() {
+        let (mut lcp, mut tx, _) = opened_lcp();
+        lcp.send_protocol_reject(0x8057, &[0x55; 1000], &mut tx);
+        let p = Packet::parse(&tx[0].1).unwrap();
+        assert_eq!(p.code, cp::code::PROTO_REJ);
+        assert_eq!(p.data[..2], [0x80, 0x57]);
+        assert!(tx[0].1.len() <= 200);
     }
 }

@@ -10,7 +10,9 @@
 //! ([`Link::poll_ip_output`]), [`LinkEvent`]s ([`Link::poll_event`]) and the next deadline
 //! ([`Link::poll_timeout`]).
 
-use super::auth::{AuthConfig, AuthOutput, AuthRequest, AuthResult, Authenticator, Credentials, Grant};
+use super::auth::{
+    AuthConfig, AuthOutput, AuthRequest, AuthResult, Authenticator, Credentials, Grant,
+};
 use super::fsm::{Signal, Sink, State};
 use super::hdlc::{self, ACCM_ALL, Decoder, DecoderStats, Encoder};
 use super::ipcp::{Ipcp, IpcpConfig};
@@ -503,7 +505,9 @@ impl Core {
                     return;
                 };
                 let out = match self.auth.as_mut() {
-                    Some(a) if a.proto().protocol() == proto => a.receive(proto, &pkt, &mut self.tx),
+                    Some(a) if a.proto().protocol() == proto => {
+                        a.receive(proto, &pkt, &mut self.tx)
+                    }
                     _ => {
                         self.stats.discarded += 1;
                         None
@@ -522,7 +526,10 @@ impl Core {
                     self.stats.malformed += 1;
                     return;
                 };
-                let sig = self.ipcp.fsm.receive(now, &pkt, &mut self.ipcp.policy, &mut self.tx);
+                let sig = self
+                    .ipcp
+                    .fsm
+                    .receive(now, &pkt, &mut self.ipcp.policy, &mut self.tx);
                 self.ipcp_signal(now, sig);
             }
             protocol::IPV4 => {
@@ -711,7 +718,9 @@ impl Core {
         if self.done || self.ipcp.fsm.state() != State::Opened {
             return false;
         }
-        if packet.len() > usize::from(self.lcp.peer().mru) || self.tx.pending() > self.config.tx_limit {
+        if packet.len() > usize::from(self.lcp.peer().mru)
+            || self.tx.pending() > self.config.tx_limit
+        {
             self.stats.tx_dropped += 1;
             return false;
         }
@@ -745,7 +754,10 @@ impl Core {
         if let Some(o) = out {
             self.auth_output(now, o);
         }
-        let s = self.ipcp.fsm.handle_timeout(now, &mut self.ipcp.policy, &mut self.tx);
+        let s = self
+            .ipcp
+            .fsm
+            .handle_timeout(now, &mut self.ipcp.policy, &mut self.tx);
         self.ipcp_signal(now, s);
         if self.session_at.is_some_and(|t| t <= now) {
             self.session_at = None;

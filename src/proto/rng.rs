@@ -26,7 +26,12 @@ impl Rng {
         for (k, c) in key.iter_mut().zip(seed.chunks_exact(4)) {
             *k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
-        Self { key, counter: 0, block: [0; 16], used: 16 }
+        Self {
+            key,
+            counter: 0,
+            block: [0; 16],
+            used: 16,
+        }
     }
 
     /// A generator keyed by a small number: for tests and benchmarks only.

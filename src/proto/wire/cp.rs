@@ -64,7 +64,11 @@ impl<'a> Packet<'a> {
         if len < 4 || len > buf.len() {
             return Err(Error::BadLength);
         }
-        Ok(Self { code: buf[0], id: buf[1], data: &buf[4..len] })
+        Ok(Self {
+            code: buf[0],
+            id: buf[1],
+            data: &buf[4..len],
+        })
     }
 
     /// The options carried by a Configure-* packet.
@@ -119,7 +123,10 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// Options over `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Self { rest: data, failed: false }
+        Self {
+            rest: data,
+            failed: false,
+        }
     }
 
     /// Checks that the whole option list is well formed.
@@ -144,7 +151,10 @@ impl<'a> Iterator for Options<'a> {
             self.failed = true;
             return Some(Err(Error::BadLength));
         }
-        let opt = Opt { kind: self.rest[0], data: &self.rest[2..len] };
+        let opt = Opt {
+            kind: self.rest[0],
+            data: &self.rest[2..len],
+        };
         self.rest = &self.rest[len..];
         Some(Ok(opt))
     }
@@ -165,8 +175,8 @@ mod tests {
     // An LCP Configure-Request as Debian's pppd 2.4.9 sends it:
     // asyncmap 0, magic 0x24bbe143, PFC, ACFC.
     const PPPD_CONFREQ: [u8; 20] = [
-        0x01, 0x01, 0x00, 0x14, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x05, 0x06, 0x24, 0xbb,
-        0xe1, 0x43, 0x07, 0x02, 0x08, 0x02,
+        0x01, 0x01, 0x00, 0x14, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x05, 0x06, 0x24, 0xbb, 0xe1,
+        0x43, 0x07, 0x02, 0x08, 0x02,
     ];
 
     #[test]
