@@ -1,1 +1,5 @@
 //! Integration tests on real network namespaces with real pppd clients (being written).
+
+mod interop;
+mod rig_smoke;
+mod support;

@@ -8,6 +8,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use nasd::auth::secrets::Secrets;
+use nasd::driver::fdline::FdLine;
 use nasd::driver::session::{self, AuthFuture, Hooks, HostPackets};
 use nasd::driver::tun::Tun;
 use nasd::proto::auth::{AuthRequest, AuthResult, Credentials, Grant};
@@ -22,10 +23,14 @@ use tokio::sync::mpsc;
 use tokio_serial::SerialPortBuilderExt;
 use tokio_util::sync::CancellationToken;
 
+trait Line: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Line for T {}
+
 #[derive(Parser, Debug)]
 #[command(version, about = "Run the nasd PPP server on one line")]
 struct Args {
-    /// The line: a serial device or a pseudo-terminal such as /dev/pts/3.
+    /// The line: a serial device, a pseudo-terminal such as /dev/pts/3, or `-` for standard
+    /// input (a pty master or socket handed over by a getty or a test rig).
     #[arg(long)]
     device: PathBuf,
     /// Line speed.
@@ -147,9 +152,15 @@ async fn main() -> Result<()> {
         None if config.lcp.auth.is_empty() => Secrets::default(),
         None => bail!("--secrets is needed unless --auth none"),
     };
-    let line = tokio_serial::new(args.device.to_string_lossy(), args.speed)
-        .open_native_async()
-        .with_context(|| format!("cannot open line {}", args.device.display()))?;
+    let line: Box<dyn Line> = if args.device.as_os_str() == "-" {
+        Box::new(FdLine::stdin().context("cannot use standard input as the line")?)
+    } else {
+        Box::new(
+            tokio_serial::new(args.device.to_string_lossy(), args.speed)
+                .open_native_async()
+                .with_context(|| format!("cannot open line {}", args.device.display()))?,
+        )
+    };
 
     let (to_host, mut to_host_rx) = mpsc::channel::<Vec<u8>>(64);
     let (from_host_tx, from_host) = mpsc::channel::<Vec<u8>>(64);

@@ -1,6 +1,7 @@
 //! Thin tokio drivers around the sans-IO core: they move bytes between the core and file
 //! descriptors and turn deadlines into sleeps. No protocol logic lives here.
 
+pub mod fdline;
 pub mod session;
 pub mod tun;
 

@@ -22,6 +22,8 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
+pub mod fcs;
 pub mod fsm;
 pub mod hdlc;
 pub mod ipcp;
@@ -86,6 +88,10 @@ mod architecture {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/proto");
         let mut bad = Vec::new();
         check(&dir, &mut bad);
-        assert!(bad.is_empty(), "forbidden uses in the sans-IO core:\n{}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "forbidden uses in the sans-IO core:\n{}",
+            bad.join("\n")
+        );
     }
 }

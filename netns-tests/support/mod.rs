@@ -1,0 +1,4 @@
+//! Shared helpers for the netns integration tests.
+
+pub mod netns;
+pub mod uml;

@@ -1,0 +1,2 @@
+//! Property tests: garbage in, no panic, bounded memory. (Being written.)
+mod harness;
