@@ -11,7 +11,7 @@ const SECRETS: &str = "# client server secret addresses\ndial * dial\n";
 struct Call {
     guest: PppdGuest,
     nas: Proc,
-    _ns: NetNs,
+    ns: NetNs,
     _dir: tempdir::Dir,
 }
 
@@ -86,6 +86,17 @@ fn guest(user: &str, password: &str) -> GuestOptions {
 /// pppd with its defaults reaches IPCP Opened and pings the server through nasd and TUN.
 fn defaults_and_ping(auth: &str, shown: &str) {
     let mut c = dial(auth, guest("dial", "dial"));
+    // While the call is up, nasd has put the link's addresses on its TUN device.
+    assert!(
+        c.nas.stderr.wait_for("session up", Duration::from_secs(60)),
+        "no session:\n{}\n{}",
+        c.guest.console(),
+        c.nas.stderr.text()
+    );
+    let addr =
+        c.ns.ip_output(&["-4", "addr", "show", "dev", "ppp-nasd0"])
+            .unwrap();
+    assert!(addr.contains("inet 10.0.0.1 peer 10.0.0.2/32"), "{addr}");
     let rc = c.guest.wait_result(Duration::from_secs(60)).unwrap();
     let console = c.guest.console();
     let (nas_out, nas_err) = (c.nas.stdout.clone(), c.nas.stderr.clone());

@@ -199,7 +199,15 @@ impl Drop for Proc {
     }
 }
 
-/// The path of the nasd-line binary built for these tests.
-pub fn nasd_line() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_nasd-line"))
+/// The path of the nasd-line binary: the one cargo built for the tests, else the one next
+/// to the running example (`target/<profile>/examples/..` → `target/<profile>/nasd-line`).
+pub fn nasd_line() -> std::path::PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_nasd-line") {
+        return Path::new(p).to_path_buf();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("nasd-line")
 }

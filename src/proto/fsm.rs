@@ -38,7 +38,10 @@
 //!
 //! Beyond the RFC: the number of Configure-Naks and -Rejects received in a row is bounded
 //! (Max-Configure), so a peer that keeps Naking cannot hold the link in negotiation forever;
-//! reaching the bound counts as negotiation failure (as TO-).
+//! reaching the bound counts as negotiation failure (as TO-). Likewise for the
+//! Configure-Rejects we send in a row: a peer that keeps asking for what we refuse gives up
+//! after Max-Configure of them. As in pppd, only the first Ack, Nak or Reject for a request
+//! counts (`seen_ack`): a duplicate cannot restart a negotiation that already moved on.
 
 use super::wire::cp::{self, Opt, Options, Packet, code};
 use core::time::Duration;
@@ -251,6 +254,13 @@ pub struct Fsm {
     naks_sent: u32,
     /// Configure-Naks and -Rejects received in a row.
     naks_received: u32,
+    /// Configure-Rejects sent in a row (no Configure-Ack sent since).
+    rejects_sent: u32,
+    /// An Ack, Nak or Reject for our current request was handled: later ones are copies.
+    seen_ack: bool,
+    /// Identifier and options of the peer's request we last acknowledged.
+    acked_id: Option<u8>,
+    acked_req: Vec<u8>,
     /// Data of our Terminate-Request (the reason text).
     term_reason: Vec<u8>,
     reply: Reply,
@@ -272,6 +282,10 @@ impl Fsm {
             req: Vec::new(),
             naks_sent: 0,
             naks_received: 0,
+            rejects_sent: 0,
+            seen_ack: false,
+            acked_id: None,
+            acked_req: Vec::new(),
             term_reason: Vec::new(),
             reply: Reply::default(),
             failed: false,
@@ -356,10 +370,12 @@ impl Fsm {
             neg.reset();
             self.naks_sent = 0;
             self.naks_received = 0;
+            self.rejects_sent = 0;
         }
         self.req.clear();
         neg.build_request(&mut self.req);
         self.req_id = self.take_id();
+        self.seen_ack = false;
         tx.send_cp(self.protocol, code::CONF_REQ, self.req_id, &self.req);
         self.restart_count = self.restart_count.saturating_sub(1);
         self.restart_at = Some(now + self.config.restart);
@@ -583,6 +599,13 @@ impl Fsm {
                 self.scr(now, neg, tx);
             }
             State::Opened => {
+                if self.acked_id == Some(pkt.id) && self.acked_req == pkt.data {
+                    // The request we acknowledged, identifier unchanged: a retransmission
+                    // or a copy (RFC 1661 5.1: a new request gets a new identifier once a
+                    // reply was received). Acknowledge it again instead of starting over.
+                    tx.send_cp(self.protocol, code::CONF_ACK, pkt.id, pkt.data);
+                    return None;
+                }
                 signal = Some(Signal::Down);
                 self.scr_fresh(now, neg, tx);
             }
@@ -594,6 +617,10 @@ impl Fsm {
         neg.judge_request(pkt.options(), &mut reply);
         let good = match reply.verdict() {
             Verdict::Ack => {
+                self.rejects_sent = 0;
+                self.acked_id = Some(pkt.id);
+                self.acked_req.clear();
+                self.acked_req.extend_from_slice(pkt.data);
                 tx.send_cp(self.protocol, code::CONF_ACK, pkt.id, pkt.data);
                 true
             }
@@ -603,11 +630,18 @@ impl Fsm {
                 false
             }
             Verdict::Reject => {
+                self.rejects_sent += 1;
                 tx.send_cp(self.protocol, code::CONF_REJ, pkt.id, &reply.rej);
                 false
             }
         };
         self.reply = reply;
+        if self.rejects_sent > self.config.max_configure && signal.is_none() {
+            // The peer keeps asking for what we refuse: give up as TO- does.
+            self.failed = true;
+            self.set_state(State::Stopped);
+            return Some(Signal::Finished);
+        }
         match (self.state, good) {
             (State::Stopped | State::ReqSent | State::AckSent | State::Opened, true) => {
                 self.set_state(State::AckSent)
@@ -647,11 +681,13 @@ impl Fsm {
             State::Closing | State::Stopping => return None,
             _ => {}
         }
-        if pkt.id != self.req_id || pkt.data != self.req.as_slice() {
-            // RFC 1661 5.2: an Ack that does not match the request is invalid: discard.
+        if pkt.id != self.req_id || pkt.data != self.req.as_slice() || self.seen_ack {
+            // RFC 1661 5.2: an Ack that does not match the request is invalid: discard. So
+            // is a second answer to the same request (a duplicate).
             self.stats.unexpected += 1;
             return None;
         }
+        self.seen_ack = true;
         match self.state {
             State::ReqSent => {
                 neg.handle_ack(pkt.options());
@@ -697,7 +733,7 @@ impl Fsm {
             State::Closing | State::Stopping => return None,
             _ => {}
         }
-        if pkt.id != self.req_id {
+        if pkt.id != self.req_id || self.seen_ack {
             self.stats.unexpected += 1;
             return None;
         }
@@ -705,6 +741,7 @@ impl Fsm {
             self.stats.malformed += 1;
             return None;
         }
+        self.seen_ack = true;
         if self.state == State::Opened {
             self.scr_fresh(now, neg, tx);
             self.set_state(State::ReqSent);
@@ -948,10 +985,25 @@ mod tests {
                 f.restart_at = f.restart_at.or(Some(now));
                 f.handle_timeout(later, n, tx)
             }
-            Ev::RcrPlus => recv(f, pkt(code::CONF_REQ, 77, &[]), tx),
-            Ev::RcrMinus => recv(f, pkt(code::CONF_REQ, 78, &[99, 2]), tx),
-            Ev::Rca => recv(f, pkt(code::CONF_ACK, rid, &req), tx),
-            Ev::Rcn => recv(f, pkt(code::CONF_NAK, rid, &[1, 4, 1, 0]), tx),
+            // The table's RCR is a new request, not a copy of the one acknowledged last.
+            Ev::RcrPlus => {
+                f.acked_id = None;
+                recv(f, pkt(code::CONF_REQ, 77, &[]), tx)
+            }
+            Ev::RcrMinus => {
+                f.acked_id = None;
+                recv(f, pkt(code::CONF_REQ, 78, &[99, 2]), tx)
+            }
+            // The table's RCA and RCN are first answers to our request; a second copy of an
+            // answer already handled is discarded (see `duplicate_answers_are_discarded`).
+            Ev::Rca => {
+                f.seen_ack = false;
+                recv(f, pkt(code::CONF_ACK, rid, &req), tx)
+            }
+            Ev::Rcn => {
+                f.seen_ack = false;
+                recv(f, pkt(code::CONF_NAK, rid, &[1, 4, 1, 0]), tx)
+            }
             Ev::Rtr => recv(f, pkt(code::TERM_REQ, 9, b""), tx),
             Ev::Rta => recv(f, pkt(code::TERM_ACK, 9, b""), tx),
             Ev::Ruc => recv(f, pkt(42, 9, b"x"), tx),
@@ -1038,6 +1090,87 @@ mod tests {
             (Opened, RxjMinus) => (Stopping, &[STR], Some(D)),
         };
         Some(r)
+    }
+
+    #[test]
+    fn duplicate_answers_are_discarded() {
+        // A line that duplicates frames must not restart a finished negotiation (pppd's
+        // seen_ack): the second copy of an Ack, Nak or Reject is dropped.
+        let now = t0();
+        let mut tx: Vec<(u16, Vec<u8>)> = Vec::new();
+        let mut f = fsm_in(State::Opened, now);
+        let ack = {
+            let mut b = Vec::new();
+            cp::emit(code::CONF_ACK, f.req_id, &f.req, &mut b);
+            b
+        };
+        let nak = {
+            let mut b = Vec::new();
+            cp::emit(code::CONF_NAK, f.req_id, &[1, 4, 1, 0], &mut b);
+            b
+        };
+        for b in [&ack, &nak, &ack] {
+            let p = Packet::parse(b).unwrap();
+            assert_eq!(f.receive(now, &p, &mut TestNeg, &mut tx), None);
+            assert_eq!(f.state(), State::Opened);
+        }
+        assert!(tx.is_empty());
+        assert_eq!(f.stats().unexpected, 3);
+        // In Req-Sent, the first Nak counts and its copy does not.
+        let mut f = fsm_in(State::ReqSent, now);
+        let nak = {
+            let mut b = Vec::new();
+            cp::emit(code::CONF_NAK, f.req_id, &[1, 4, 1, 0], &mut b);
+            b
+        };
+        let p = Packet::parse(&nak).unwrap();
+        f.receive(now, &p, &mut TestNeg, &mut tx);
+        assert_eq!(tx.len(), 1);
+        f.receive(now, &p, &mut TestNeg, &mut tx);
+        assert_eq!(tx.len(), 1);
+    }
+
+    #[test]
+    fn copy_of_acked_request_in_opened_is_acked_again() {
+        let now = t0();
+        let mut tx: Vec<(u16, Vec<u8>)> = Vec::new();
+        // Opened by AckRcvd + RCR+ (request id 77, no options).
+        let mut f = fsm_in(State::Opened, now);
+        let mut b = Vec::new();
+        cp::emit(code::CONF_REQ, 77, &[], &mut b);
+        assert_eq!(
+            f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx),
+            None
+        );
+        assert_eq!(f.state(), State::Opened);
+        assert_eq!(tx.len(), 1);
+        assert_eq!(Packet::parse(&tx[0].1).unwrap().code, code::CONF_ACK);
+        // A new identifier is a new request: renegotiate.
+        let mut b = Vec::new();
+        cp::emit(code::CONF_REQ, 78, &[], &mut b);
+        let s = f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
+        assert_eq!((s, f.state()), (Some(Signal::Down), State::AckSent));
+    }
+
+    #[test]
+    fn peer_that_keeps_asking_for_refused_options_is_bounded() {
+        // Every request carries an option the negotiator Naks; after Max-Failure Naks they
+        // become Rejects, and after Max-Configure Rejects in a row the automaton gives up.
+        let now = t0();
+        let mut tx: Vec<(u16, Vec<u8>)> = Vec::new();
+        let mut f = fsm_in(State::ReqSent, now);
+        let mut sig = None;
+        let mut n = 0;
+        while sig.is_none() && n < 100 {
+            n += 1;
+            let mut b = Vec::new();
+            cp::emit(code::CONF_REQ, n as u8, &[99, 2], &mut b);
+            sig = f.receive(now, &Packet::parse(&b).unwrap(), &mut TestNeg, &mut tx);
+        }
+        assert_eq!(sig, Some(Signal::Finished));
+        assert_eq!(n, 5 + 11);
+        assert!(f.failed());
+        assert_eq!(f.state(), State::Stopped);
     }
 
     #[test]

@@ -215,8 +215,11 @@ impl Decoder {
                 let b = input[i];
                 i += 1;
                 if b == FLAG {
-                    // Control Escape followed by a flag: the abort sequence.
-                    self.stats.aborts += 1;
+                    // Control Escape followed by a flag: the abort sequence. A frame that
+                    // overflowed was already counted as oversize.
+                    if !self.overflow {
+                        self.stats.aborts += 1;
+                    }
                     self.escape = false;
                     self.reset_frame();
                 } else if accm_marks(self.accm, b) {
@@ -843,6 +846,18 @@ mod tests {
             assert_eq!(dec.stats().bad_fcs, 0);
             assert!(dec.buf.capacity() <= 104 + 8, "buffer grew");
         }
+    }
+
+    #[test]
+    fn abort_of_oversize_frame_counted_once() {
+        let mut enc = Encoder::new();
+        enc.set_accm(0);
+        let big = encode(&enc, protocol::IPV4, &[0x55; 200]);
+        let mut s = big[..150].to_vec();
+        s.extend_from_slice(&[ESCAPE, FLAG]);
+        let mut dec = Decoder::new(100);
+        assert!(decode_all(&mut dec, &s, 0).is_empty());
+        assert_eq!((dec.stats().oversize, dec.stats().aborts), (1, 0));
     }
 
     #[test]

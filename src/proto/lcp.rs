@@ -342,7 +342,9 @@ impl Negotiator for LcpPolicy {
             match o.kind {
                 opt::MRU => self.mru = None,
                 opt::ACCM => self.accm = None,
-                opt::AUTH if !self.config.auth.is_empty() => {
+                // After our own Magic-Number came back the "peer" may be ourselves,
+                // rejecting our own request: let loopback detection decide.
+                opt::AUTH if !self.config.auth.is_empty() && self.loops == 0 => {
                     self.failure = Some(LcpFailure::AuthRefused);
                 }
                 opt::MAGIC => self.magic = None,

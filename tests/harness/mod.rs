@@ -590,6 +590,11 @@ impl Pair {
         self
     }
 
+    /// Takes the server out of the harness (to feed it directly).
+    pub fn into_server(self) -> Link {
+        self.server
+    }
+
     /// Time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.base
