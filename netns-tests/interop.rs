@@ -66,7 +66,7 @@ fn dial(auth: &str, opts: GuestOptions) -> Call {
     Call {
         guest,
         nas,
-        _ns: ns,
+        ns,
         _dir: dir,
     }
 }
