@@ -96,7 +96,7 @@ fn defaults_and_ping(auth: &str, shown: &str) {
     let addr =
         c.ns.ip_output(&["-4", "addr", "show", "dev", "ppp-nasd0"])
             .unwrap();
-    assert!(addr.contains("inet 10.0.0.1 peer 10.0.0.2/32"), "{addr}");
+    assert!(addr.contains("inet 10.0.0.1 peer 10.0.0.2/32"), "in {}: {addr}", c.ns.name());
     let rc = c.guest.wait_result(Duration::from_secs(60)).unwrap();
     let console = c.guest.console();
     let (nas_out, nas_err) = (c.nas.stdout.clone(), c.nas.stderr.clone());
