@@ -20,7 +20,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 fn negotiate(base: Instant, auth: AuthProto, seed: u8) -> Pair {
-    let mut p = Pair::with_base(base, server_config(&[auth]), Peer::client(client_config(), seed));
+    let mut p = Pair::with_base(
+        base,
+        server_config(&[auth]),
+        Peer::client(client_config(), seed),
+    );
     p.logging = false;
     p.start();
     let up = p.run_until_up(Duration::from_secs(10));

@@ -60,6 +60,12 @@ struct Args {
     /// Seconds between LCP Echo-Requests on a quiet link (0: off).
     #[arg(long, default_value_t = 30)]
     echo_interval: u64,
+    /// Unanswered Echo-Requests after which the peer is declared gone.
+    #[arg(long, default_value_t = 4)]
+    echo_failure: u32,
+    /// Seconds between CHAP re-challenges while the session is up (0: never).
+    #[arg(long, default_value_t = 0)]
+    chap_interval: u64,
 }
 
 struct LineHooks {
@@ -122,6 +128,8 @@ fn link_config(a: &Args) -> Result<LinkConfig> {
         }
     }
     c.lcp.echo_interval = (a.echo_interval > 0).then(|| Duration::from_secs(a.echo_interval));
+    c.lcp.echo_failure = a.echo_failure;
+    c.auth.rechallenge = (a.chap_interval > 0).then(|| Duration::from_secs(a.chap_interval));
     c.ipcp.local_ip = a.local_ip;
     if a.dns.len() > 2 {
         bail!("at most two --dns servers");
@@ -227,8 +235,15 @@ async fn main() -> Result<()> {
     let reason = session::run(line, &mut link, &mut hooks, host, cancel).await;
     let s = link.stats();
     println!(
-        "session ended: {reason}; frames in {} out {}, packets in {} out {}, bad fcs {}",
-        s.rx_frames, s.tx_frames, s.rx_packets, s.tx_packets, s.decoder.bad_fcs
+        "session ended: {reason}; frames in {} out {}, packets in {} out {}, bad fcs {}, \
+         echo requests {} replies {}",
+        s.rx_frames,
+        s.tx_frames,
+        s.rx_packets,
+        s.tx_packets,
+        s.decoder.bad_fcs,
+        s.echo_requests,
+        s.echo_replies
     );
     Ok(())
 }

@@ -207,6 +207,10 @@ pub struct LinkStats {
     pub tx_dropped: u64,
     /// IP packets from the peer dropped because the driver did not take them.
     pub rx_dropped: u64,
+    /// LCP Echo-Requests sent (keepalive).
+    pub echo_requests: u64,
+    /// LCP Echo-Replies received.
+    pub echo_replies: u64,
     /// The framing decoder's counters.
     pub decoder: DecoderStats,
 }
@@ -445,6 +449,8 @@ impl Link {
         let mut s = self.core.stats;
         s.tx_frames = self.core.tx.frames;
         s.decoder = *self.decoder.stats();
+        s.echo_requests = self.core.lcp.stats().echo_requests_sent;
+        s.echo_replies = self.core.lcp.stats().echo_replies;
         s
     }
 }
