@@ -29,6 +29,7 @@ pub mod hdlc;
 pub mod ipcp;
 pub mod lcp;
 pub mod link;
+pub mod modem;
 pub mod rng;
 pub mod wire;
 
