@@ -2,6 +2,8 @@
 //! descriptors and turn deadlines into sleeps. No protocol logic lives here.
 
 pub mod fdline;
+pub mod port;
+pub mod serial;
 pub mod session;
 pub mod tun;
 

@@ -7,6 +7,7 @@
 
 use crate::proto::auth::{AuthRequest, AuthResult};
 use crate::proto::link::{DownReason, Link, LinkEvent, SessionInfo};
+use crate::proto::modem::NoCarrierWatch;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -23,6 +24,10 @@ pub trait Hooks {
     fn authorize(&mut self, req: AuthRequest) -> AuthFuture;
     /// IPCP is open: route the peer's address here.
     fn up(&mut self, info: &SessionInfo);
+    /// The session is over (called once, whether or not it came up).
+    fn down(&mut self, reason: DownReason) {
+        let _ = reason;
+    }
 }
 
 /// The session's connection to the host side of the datapath.
@@ -37,42 +42,61 @@ pub struct HostPackets {
 /// How long the last frames (Terminate-Ack, ...) may take to leave after the link is down.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs `link` on `line` until the link is down, and returns why. `link` must not have
-/// been started; the loop starts it.
+/// How often the carrier-detect line is looked at.
+const DCD_POLL: Duration = Duration::from_millis(200);
+
+/// How the loop notices that the call dropped, besides EOF on the line.
+#[derive(Default)]
+pub struct CarrierWatch {
+    /// Reads the carrier-detect line (ports with modem control lines).
+    pub dcd: Option<Box<dyn FnMut() -> Option<bool> + Send>>,
+    /// Watch the data for the modem's `NO CARRIER` line (ports without modem control lines).
+    pub no_carrier_text: bool,
+}
+
+impl std::fmt::Debug for CarrierWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierWatch")
+            .field("dcd", &self.dcd.is_some())
+            .field("no_carrier_text", &self.no_carrier_text)
+            .finish()
+    }
+}
+
+/// Runs `link` on `line` until the link is down, and returns why. `initial` holds bytes
+/// already read from the line (what followed CONNECT). `link` must not have been started;
+/// the loop starts it.
 pub async fn run<L>(
-    line: L,
+    line: &mut L,
+    initial: &[u8],
     link: &mut Link,
     hooks: &mut impl Hooks,
-    mut host: HostPackets,
+    host: &mut HostPackets,
     cancel: CancellationToken,
+    mut watch: CarrierWatch,
 ) -> DownReason
 where
-    L: AsyncRead + AsyncWrite + Send + 'static,
+    L: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut reader, mut writer) = tokio::io::split(line);
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(8);
-    let writer_task = tokio::spawn(async move {
-        while let Some(chunk) = out_rx.recv().await {
-            if writer.write_all(&chunk).await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.flush().await;
-    });
-
+    let mut no_carrier = watch.no_carrier_text.then(NoCarrierWatch::default);
     let mut rbuf = vec![0u8; 4096];
+    let mut wbuf: Vec<u8> = Vec::new();
     let mut verdict: Option<AuthFuture> = None;
     let mut line_open = true;
     let mut cancelled = false;
+    let mut dcd_tick = tokio::time::interval(DCD_POLL);
+    dcd_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     link.start(Instant::now());
+    if !initial.is_empty() {
+        link.handle_serial_input(Instant::now(), initial);
+    }
     let reason = loop {
         // Drain the outputs.
-        let pending = link.serial_output();
-        if !pending.is_empty()
-            && let Ok(permit) = out_tx.try_reserve()
-        {
-            permit.send(pending.to_vec());
+        if wbuf.is_empty() {
+            let pending = link.serial_output();
             let n = pending.len();
+            wbuf.extend_from_slice(pending);
             link.consume_serial_output(n);
         }
         while let Some(p) = link.poll_ip_output() {
@@ -88,8 +112,8 @@ where
                     verdict = Some(hooks.authorize(req));
                 }
                 LinkEvent::Up(info) => {
-                    tracing::info!(user = %info.user, peer = %info.peer_ip, "session up");
                     hooks.up(&info);
+                    tracing::info!(user = %info.user, peer = %info.peer_ip, "session up");
                 }
                 LinkEvent::Down(r) => down = Some(r),
             }
@@ -98,7 +122,6 @@ where
             break r;
         }
         let deadline = link.poll_timeout();
-        let out_backlog = !link.serial_output().is_empty();
 
         tokio::select! {
             r = reader.read(&mut rbuf), if line_open => {
@@ -108,7 +131,22 @@ where
                         line_open = false;
                         link.lower_down(now);
                     }
-                    Ok(n) => link.handle_serial_input(now, &rbuf[..n]),
+                    Ok(n) => {
+                        link.handle_serial_input(now, &rbuf[..n]);
+                        if no_carrier.as_mut().is_some_and(|w| w.feed(&rbuf[..n])) {
+                            tracing::info!("modem reported NO CARRIER");
+                            link.lower_down(now);
+                        }
+                    }
+                }
+            }
+            w = writer.write(&wbuf), if !wbuf.is_empty() && line_open => {
+                match w {
+                    Ok(n) => { wbuf.drain(..n); }
+                    Err(_) => {
+                        line_open = false;
+                        link.lower_down(Instant::now());
+                    }
                 }
             }
             p = host.from_host.recv() => {
@@ -123,8 +161,12 @@ where
             _ = sleep_until(deadline), if deadline.is_some() => {
                 link.handle_timeout(Instant::now());
             }
-            // Output is waiting for room in the writer's queue: try again shortly.
-            _ = out_tx.reserve(), if out_backlog => {}
+            _ = dcd_tick.tick(), if watch.dcd.is_some() => {
+                if watch.dcd.as_mut().and_then(|f| f()) == Some(false) {
+                    tracing::info!("carrier lost (DCD dropped)");
+                    link.lower_down(Instant::now());
+                }
+            }
             _ = cancel.cancelled(), if !cancelled => {
                 cancelled = true;
                 link.close(Instant::now(), DownReason::Admin);
@@ -133,13 +175,16 @@ where
     };
 
     // Let the last frames (Terminate-Request/Ack) reach the peer.
-    let rest = link.serial_output().to_vec();
-    if !rest.is_empty() {
-        let _ = out_tx.send(rest).await;
+    if line_open {
+        wbuf.extend_from_slice(link.serial_output());
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            let _ = writer.write_all(&wbuf).await;
+            let _ = writer.flush().await;
+        })
+        .await;
     }
-    drop(out_tx);
-    let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer_task).await;
     tracing::info!(reason = %reason, "session down");
+    hooks.down(reason);
     reason
 }
 

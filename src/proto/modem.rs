@@ -308,15 +308,14 @@ impl Modem {
                 return i;
             }
             match b {
-                b'\r' | b'\n' => {
-                    if !self.line.is_empty() {
-                        let line = String::from_utf8_lossy(&self.line).trim().to_string();
-                        self.line.clear();
-                        if !line.is_empty() {
-                            self.handle_line(now, &line);
-                        }
+                b'\r' | b'\n' if !self.line.is_empty() => {
+                    let line = String::from_utf8_lossy(&self.line).trim().to_string();
+                    self.line.clear();
+                    if !line.is_empty() {
+                        self.handle_line(now, &line);
                     }
                 }
+                b'\r' | b'\n' => {}
                 _ if self.line.len() < MAX_LINE => self.line.push(b),
                 _ => {}
             }
@@ -351,8 +350,11 @@ impl Modem {
                     self.fail(cmd, Some(line.to_string()));
                 }
             }
-            ModemState::Resetting => match (self.reset, result) {
-                (Some(Reset::DtrCheck | Reset::Escape | Reset::Hangup), ResultCode::Ok) => {
+            // Anything but OK (NO CARRIER, say) while hanging up just confirms the hang-up.
+            ModemState::Resetting => {
+                if let (Some(Reset::DtrCheck | Reset::Escape | Reset::Hangup), ResultCode::Ok) =
+                    (self.reset, result)
+                {
                     if self.reset == Some(Reset::Escape) {
                         self.reset = Some(Reset::Hangup);
                         self.send(now, "ATH0", Duration::from_secs(3));
@@ -360,9 +362,7 @@ impl Modem {
                         self.start_init(now);
                     }
                 }
-                // NO CARRIER while hanging up just confirms the hang-up.
-                _ => {}
-            },
+            }
             ModemState::Idle | ModemState::Ringing => match result {
                 ResultCode::Ring => {
                     self.rings += 1;
@@ -433,7 +433,7 @@ impl Modem {
 
     /// Runs the expired timer. Safe to call early.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.deadline.is_some_and(|d| d <= now) {
+        if self.deadline.is_none_or(|d| d > now) {
             return;
         }
         self.deadline = None;
