@@ -92,6 +92,8 @@ pub enum ModemEvent {
     Answer,
     /// Go on hook: end the call (or the dialling attempt) this modem is part of.
     Hangup,
+    /// S7 ran out while dialling or answering: the modem went on hook by itself.
+    GaveUp,
 }
 
 /// The state of a modem, as shown by the control socket.
@@ -100,6 +102,8 @@ pub enum ModemEvent {
 pub enum ModemState {
     /// On hook, in command mode.
     Idle,
+    /// Off hook without a call (`ATH1`): callers get `BUSY`.
+    OffHook,
     /// On hook, in command mode, and an incoming call rings.
     Ringing,
     /// Dialled; waiting for the call to be answered (or to fail).
@@ -219,6 +223,8 @@ pub struct Modem {
     state: State,
     /// An incoming call rings (on hook only).
     ringing: bool,
+    /// Taken off hook by `ATH1` (busy to callers).
+    hook_off: bool,
     seek: Seek,
     line: Vec<u8>,
     line_overflow: bool,
@@ -242,6 +248,7 @@ impl Modem {
             caller_id: true,
             state: State::Command,
             ringing: false,
+            hook_off: false,
             seek: Seek::A,
             line: Vec::new(),
             line_overflow: false,
@@ -278,6 +285,7 @@ impl Modem {
     /// The state shown to operators.
     pub fn state(&self) -> ModemState {
         match self.state {
+            State::Command if self.hook_off => ModemState::OffHook,
             State::Command if self.ringing => ModemState::Ringing,
             State::Command => ModemState::Idle,
             State::Dialing { .. } => ModemState::Dialing,
@@ -287,9 +295,9 @@ impl Modem {
         }
     }
 
-    /// Whether the modem is off hook: dialling, answering or in a call.
+    /// Whether the modem is off hook: dialling, answering, in a call, or after `ATH1`.
     pub fn off_hook(&self) -> bool {
-        !matches!(self.state, State::Command)
+        self.hook_off || !matches!(self.state, State::Command)
     }
 
     /// Whether command-mode echo (E1) is on.
@@ -507,7 +515,12 @@ impl Modem {
                         self.go_on_hook();
                         Some(())
                     }
-                    Some(1) => Some(()),
+                    Some(1) => {
+                        if self.state == State::Command {
+                            self.hook_off = true;
+                        }
+                        Some(())
+                    }
                     _ => None,
                 },
                 b'I' => p.ranged(9).map(|_| {
@@ -661,12 +674,19 @@ impl Modem {
 
     /// Leaves any call (asking the network to end it) and returns to command mode.
     fn go_on_hook(&mut self) {
+        self.hook_off = false;
         if self.state != State::Command {
             self.events.push_back(ModemEvent::Hangup);
             self.state = State::Command;
         }
         self.escape.count = 0;
         self.escape.deadline = None;
+    }
+
+    fn give_up(&mut self) {
+        self.state = State::Command;
+        self.hook_off = false;
+        self.events.push_back(ModemEvent::GaveUp);
     }
 
     // ----- timers -----
@@ -684,7 +704,7 @@ impl Modem {
                 }
             }
             State::Dialing { deadline, ringback } if deadline <= now => {
-                self.go_on_hook();
+                self.give_up();
                 self.result(if ringback {
                     ResultCode::NoAnswer
                 } else {
@@ -692,7 +712,7 @@ impl Modem {
                 });
             }
             State::Answering { deadline } if deadline <= now => {
-                self.go_on_hook();
+                self.give_up();
                 self.result(ResultCode::NoCarrier);
             }
             _ => {}
@@ -704,7 +724,7 @@ impl Modem {
     /// The line rings once; `caller` is shown after the first ring when caller id is on.
     /// Answers by itself (emits [`ModemEvent::Answer`]) once S0 rings have been counted.
     pub fn ring(&mut self, now: Instant, caller: Option<&CallerId>) {
-        if self.state != State::Command {
+        if self.state != State::Command || self.hook_off {
             return;
         }
         self.ringing = true;
@@ -1026,11 +1046,28 @@ mod tests {
         quiet_echo(&mut m, now);
         for c in [
             "ATX0", "ATX4", "ATL2", "ATM1", "ATB0", "AT&C1", "AT&D0", "AT&D3", "AT&K3", "AT&W",
-            "ATH", "ATH0", "ATH1", "AT+VCID=1", "AT#CID=1", "AT+VCID=0;#CID=2",
+            "ATH", "ATH0", "AT+VCID=1", "AT#CID=1", "AT+VCID=0;#CID=2",
         ] {
             assert_eq!(cmd(&mut m, now, &format!("{c}\r")), "\r\nOK\r\n", "{c}");
         }
         assert_eq!(cmd(&mut m, now, "AT+VCID?\r"), "\r\n1\r\n\r\nOK\r\n");
+    }
+
+    #[test]
+    fn ath1_takes_the_line_off_hook() {
+        let (mut m, now) = modem();
+        quiet_echo(&mut m, now);
+        assert_eq!(cmd(&mut m, now, "ATH1\r"), "\r\nOK\r\n");
+        assert_eq!(m.state(), ModemState::OffHook);
+        assert!(m.off_hook());
+        m.ring(now, None);
+        assert!(m.take_dte_output().is_empty(), "an off-hook line does not ring");
+        assert_eq!(cmd(&mut m, now, "ATH0\r"), "\r\nOK\r\n");
+        assert_eq!(m.state(), ModemState::Idle);
+        assert!(events(&mut m).is_empty());
+        cmd(&mut m, now, "ATH1\r");
+        assert_eq!(cmd(&mut m, now, "ATZ\r"), "\r\nOK\r\n");
+        assert!(!m.off_hook());
     }
 
     #[test]
@@ -1151,7 +1188,7 @@ mod tests {
         assert_eq!(m.state(), ModemState::Dialing);
         m.handle_timeout(now + Duration::from_secs(5));
         assert_eq!(m.take_dte_output(), b"\r\nNO ANSWER\r\n");
-        assert_eq!(events(&mut m), vec![ModemEvent::Hangup]);
+        assert_eq!(events(&mut m), vec![ModemEvent::GaveUp]);
         assert_eq!(m.poll_timeout(), None);
         // Without ringback (the call never reached a line): NO CARRIER.
         cmd(&mut m, now, "ATD1\r");

@@ -538,7 +538,8 @@ pub struct Pair {
     /// IP packets the client handed to its host.
     pub peer_ip: Vec<(Duration, Vec<u8>)>,
     in_flight: VecDeque<(Instant, Dir, Vec<u8>)>,
-    log_dec: [Decoder; 2],
+    /// Decoders for the log, made on first use (the fast path never needs them).
+    log_dec: Option<Box<[Decoder; 2]>>,
     counts: [usize; 2],
     scratch: Vec<u8>,
     /// Steps taken, to catch livelocks.
@@ -556,11 +557,6 @@ impl Pair {
 
     /// Like [`Pair::new`], with time zero given.
     pub fn with_base(base: Instant, server: LinkConfig, peer: Peer) -> Self {
-        let dec = || {
-            let mut d = Decoder::new(70_000);
-            d.set_accm(0);
-            d
-        };
         Self {
             base,
             now: base,
@@ -577,7 +573,7 @@ impl Pair {
             server_ip: Vec::new(),
             peer_ip: Vec::new(),
             in_flight: VecDeque::new(),
-            log_dec: [dec(), dec()],
+            log_dec: None,
             counts: [0, 0],
             scratch: Vec::new(),
             steps: 0,
@@ -686,7 +682,15 @@ impl Pair {
             raw.extend_from_slice(seg);
             raw.push(FLAG);
             let d = dir as usize;
-            let (proto, info) = match self.log_dec[d].decode(&raw) {
+            let decs = self.log_dec.get_or_insert_with(|| {
+                let dec = || {
+                    let mut d = Decoder::new(70_000);
+                    d.set_accm(0);
+                    d
+                };
+                Box::new([dec(), dec()])
+            });
+            let (proto, info) = match decs[d].decode(&raw) {
                 (_, Some(f)) => match hdlc::parse_header(f) {
                     Ok((p, i)) => (p, i.to_vec()),
                     Err(_) => (0, f.to_vec()),
