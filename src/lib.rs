@@ -17,3 +17,4 @@
 pub mod auth;
 pub mod driver;
 pub mod proto;
+pub mod vmodem;

@@ -173,14 +173,21 @@ impl Default for AuthConfig {
     }
 }
 
-/// PAP and CHAP codes.
-mod code {
+/// PAP (RFC 1334) and CHAP (RFC 1994) packet codes.
+pub mod code {
+    /// PAP Authenticate-Request.
     pub const PAP_REQ: u8 = 1;
+    /// PAP Authenticate-Ack.
     pub const PAP_ACK: u8 = 2;
+    /// PAP Authenticate-Nak.
     pub const PAP_NAK: u8 = 3;
+    /// CHAP Challenge.
     pub const CHAP_CHALLENGE: u8 = 1;
+    /// CHAP Response.
     pub const CHAP_RESPONSE: u8 = 2;
+    /// CHAP Success.
     pub const CHAP_SUCCESS: u8 = 3;
+    /// CHAP Failure.
     pub const CHAP_FAILURE: u8 = 4;
 }
 

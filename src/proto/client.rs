@@ -27,7 +27,8 @@ use super::ipcp::opt as ipcp_opt;
 use super::lcp::{AuthProto, DEFAULT_MRU, MIN_MRU, PeerOptions, opt as lcp_opt};
 use super::link::{DownReason, Phase};
 use super::rng::Rng;
-use super::wire::cp::{self, Options, Packet, code, push_option};
+use super::tx::Tx;
+use super::wire::cp::{Options, Packet, code, push_option};
 use super::wire::protocol;
 use core::net::Ipv4Addr;
 use core::time::Duration;
@@ -39,16 +40,7 @@ const PAP_OPTION: [u8; 2] = [0xc0, 0x23];
 /// The Authentication-Protocol option data for CHAP with MD5.
 const CHAP_MD5_OPTION: [u8; 3] = [0xc2, 0x23, 0x05];
 
-/// PAP and CHAP codes.
-mod auth_code {
-    pub const PAP_REQ: u8 = 1;
-    pub const PAP_ACK: u8 = 2;
-    pub const PAP_NAK: u8 = 3;
-    pub const CHAP_CHALLENGE: u8 = 1;
-    pub const CHAP_RESPONSE: u8 = 2;
-    pub const CHAP_SUCCESS: u8 = 3;
-    pub const CHAP_FAILURE: u8 = 4;
-}
+use super::auth::code as auth_code;
 
 /// Settings of a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,41 +170,6 @@ pub struct ClientStats {
     pub echo_replies_sent: u64,
     /// The framing decoder's counters.
     pub decoder: DecoderStats,
-}
-
-/// Encoded line output waiting for the driver.
-#[derive(Debug)]
-struct Tx {
-    encoder: Encoder,
-    buf: Vec<u8>,
-    start: usize,
-    scratch: Vec<u8>,
-    frames: u64,
-}
-
-impl Tx {
-    fn pending(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    fn send(&mut self, proto: u16, payload: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-        self.encoder.encode(proto, payload, &mut self.buf);
-        self.frames += 1;
-    }
-}
-
-impl Sink for Tx {
-    fn send_cp(&mut self, proto: u16, code: u8, id: u8, data: &[u8]) {
-        let mut scratch = core::mem::take(&mut self.scratch);
-        scratch.clear();
-        cp::emit(code, id, data, &mut scratch);
-        self.send(proto, &scratch);
-        self.scratch = scratch;
-    }
 }
 
 // ---- LCP policy ---------------------------------------------------------------------------
@@ -783,13 +740,7 @@ impl Client {
                 config,
                 phase: Phase::Dead,
                 done: false,
-                tx: Tx {
-                    encoder: Encoder::new(),
-                    buf: Vec::new(),
-                    start: 0,
-                    scratch: Vec::new(),
-                    frames: 0,
-                },
+                tx: Tx::default(),
                 rx_accm: ACCM_ALL,
                 auth: AuthPeer::new(),
                 up: false,
@@ -852,17 +803,12 @@ impl Client {
 
     /// Encoded bytes waiting to be written to the line.
     pub fn serial_output(&self) -> &[u8] {
-        &self.core.tx.buf[self.core.tx.start..]
+        self.core.tx.output()
     }
 
     /// Marks `n` bytes of [`Client::serial_output`] as written.
     pub fn consume_serial_output(&mut self, n: usize) {
-        let tx = &mut self.core.tx;
-        tx.start = (tx.start + n).min(tx.buf.len());
-        if tx.start == tx.buf.len() {
-            tx.buf.clear();
-            tx.start = 0;
-        }
+        self.core.tx.consume(n);
     }
 
     /// The next IPv4 packet received from the server.
@@ -1286,6 +1232,7 @@ mod tests {
     use crate::proto::auth::{AuthResult, Grant};
     use crate::proto::lcp::LcpConfig;
     use crate::proto::link::{Link, LinkConfig, LinkEvent};
+    use crate::proto::wire::cp;
 
     fn t0() -> Instant {
         Instant::now()

@@ -13,12 +13,13 @@
 use super::auth::{
     AuthConfig, AuthOutput, AuthRequest, AuthResult, Authenticator, Credentials, Grant,
 };
-use super::fsm::{Signal, Sink, State};
+use super::fsm::{Signal, State};
 use super::hdlc::{self, ACCM_ALL, Decoder, DecoderStats, Encoder};
 use super::ipcp::{Ipcp, IpcpConfig};
 use super::lcp::{AuthProto, Lcp, LcpConfig, LcpFailure, LcpInput};
 use super::rng::Rng;
-use super::wire::cp::{self, Packet};
+use super::tx::Tx;
+use super::wire::cp::Packet;
 use super::wire::protocol;
 use core::fmt;
 use core::net::Ipv4Addr;
@@ -215,41 +216,6 @@ pub struct LinkStats {
     pub decoder: DecoderStats,
 }
 
-/// Encoded line output waiting for the driver.
-#[derive(Debug)]
-struct Tx {
-    encoder: Encoder,
-    buf: Vec<u8>,
-    start: usize,
-    scratch: Vec<u8>,
-    frames: u64,
-}
-
-impl Tx {
-    fn pending(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    fn send(&mut self, proto: u16, payload: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-        self.encoder.encode(proto, payload, &mut self.buf);
-        self.frames += 1;
-    }
-}
-
-impl Sink for Tx {
-    fn send_cp(&mut self, proto: u16, code: u8, id: u8, data: &[u8]) {
-        let mut scratch = core::mem::take(&mut self.scratch);
-        scratch.clear();
-        cp::emit(code, id, data, &mut scratch);
-        self.send(proto, &scratch);
-        self.scratch = scratch;
-    }
-}
-
 /// One PPP session, server side.
 #[derive(Debug)]
 pub struct Link {
@@ -303,13 +269,7 @@ impl Link {
                 phase: Phase::Dead,
                 done: false,
                 rng,
-                tx: Tx {
-                    encoder: Encoder::new(),
-                    buf: Vec::new(),
-                    start: 0,
-                    scratch: Vec::new(),
-                    frames: 0,
-                },
+                tx: Tx::default(),
                 rx_accm: ACCM_ALL,
                 auth: None,
                 awaiting_plain_verdict: false,
@@ -391,17 +351,12 @@ impl Link {
 
     /// Encoded bytes waiting to be written to the line.
     pub fn serial_output(&self) -> &[u8] {
-        &self.core.tx.buf[self.core.tx.start..]
+        self.core.tx.output()
     }
 
     /// Marks `n` bytes of [`Link::serial_output`] as written.
     pub fn consume_serial_output(&mut self, n: usize) {
-        let tx = &mut self.core.tx;
-        tx.start = (tx.start + n).min(tx.buf.len());
-        if tx.start == tx.buf.len() {
-            tx.buf.clear();
-            tx.start = 0;
-        }
+        self.core.tx.consume(n);
     }
 
     /// The next IP packet received from the peer, for the host.

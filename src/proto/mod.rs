@@ -31,6 +31,7 @@ pub mod lcp;
 pub mod link;
 pub mod modem;
 pub mod rng;
+mod tx;
 pub mod wire;
 
 #[cfg(test)]
