@@ -3,3 +3,4 @@
 mod interop;
 mod rig_smoke;
 mod support;
+mod vmodem_tests;

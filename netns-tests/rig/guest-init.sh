@@ -140,6 +140,11 @@ rig_finish() {
 $B ip link set lo up
 load_modules
 write_secrets
+# A test's config may define rig_setup() to write more files (a chat script, pppd options
+# files) into the guest's own /etc/ppp or /tmp, which are fresh tmpfs mounts by now.
+if command -v rig_setup >/dev/null 2>&1; then
+    rig_setup || say "WARNING: rig_setup failed"
+fi
 say "ready: pppd=$PPPD line=$PPP_TTY modules=$($B cut -d' ' -f1 /proc/modules | $B tr '\n' ' ')"
 
 case "${rig_mode:-auto}" in

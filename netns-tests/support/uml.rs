@@ -84,6 +84,9 @@ pub enum LineKind {
     /// An `AF_UNIX` stream socket pair (the guest end is its stdin). Closing the test's end
     /// is a carrier loss for the guest ("Modem hangup").
     SocketPair,
+    /// The descriptor in [`GuestOptions::given_line`] (a connected socket, such as a vmodem
+    /// client line), as the guest's stdin. The fd returned by `spawn` is then `/dev/null`.
+    Given,
 }
 
 /// How to boot a [`PppdGuest`].
@@ -119,6 +122,8 @@ pub struct GuestOptions {
     pub conf_extra: String,
     /// More kernel arguments (`key=value` words reach the guest init as environment).
     pub kernel_args: Vec<String>,
+    /// The line for [`LineKind::Given`].
+    pub given_line: Option<std::sync::Arc<OwnedFd>>,
 }
 
 impl Default for GuestOptions {
@@ -138,6 +143,7 @@ impl Default for GuestOptions {
             extra_modules: Vec::new(),
             conf_extra: String::new(),
             kernel_args: Vec::new(),
+            given_line: None,
         }
     }
 }
@@ -351,6 +357,17 @@ impl PppdGuest {
                     .arg("con0=null,fd:1")
                     .stdin(Stdio::from(OwnedFd::from(theirs)));
                 (OwnedFd::from(ours), None)
+            }
+            LineKind::Given => {
+                let fd = opts
+                    .given_line
+                    .as_ref()
+                    .ok_or_else(|| invalid("LineKind::Given needs given_line".into()))?
+                    .try_clone()?;
+                cmd.arg("ssl0=fd:0")
+                    .arg("con0=null,fd:1")
+                    .stdin(Stdio::from(fd));
+                (OwnedFd::from(File::open("/dev/null")?), None)
             }
         };
         if opts.nonblocking {

@@ -124,7 +124,11 @@ impl RunArgs {
             numbers.push("5551234".into());
         }
         for n in &numbers {
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
+            if n.is_empty()
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+            {
                 bail!("--number {n:?}: only digits, * and # can be dialled");
             }
         }
@@ -156,27 +160,25 @@ impl RunArgs {
     }
 }
 
-async fn shutdown() {
+/// Registers SIGTERM and SIGINT handlers now (before the ready line) and returns a future
+/// that completes on either.
+fn shutdown() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot handle signals");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -188,14 +190,18 @@ async fn main() -> ExitCode {
                     println!("{reply}");
                     let ok = serde_json::from_str::<serde_json::Value>(&reply)
                         .is_ok_and(|v| v["ok"] == true);
-                    return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+                    return if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
                 }
                 Err(e) => Err(anyhow::Error::from(e).context("control socket")),
             }
         }
-        None => match cli.run.config() {
-            Ok(config) => pool::run(config, shutdown()).await,
-            Err(e) => Err(e),
+        None => match (cli.run.config(), shutdown()) {
+            (Ok(config), Ok(signals)) => pool::run(config, signals).await,
+            (Err(e), _) | (_, Err(e)) => Err(e),
         },
     };
     match result {

@@ -15,8 +15,8 @@
 //! `clients` holds each client line's modem state, caller number and the line it is calling.
 //! The fields of `noise` are optional (a missing one keeps its value). Anything wrong
 //! (malformed JSON, unknown command or field, out-of-range value, a line over
-//! [`MAX_REQUEST`] bytes) gets `{"ok":false,"error":"..."}`; an over-long line also closes
-//! the connection.
+//! [`MAX_REQUEST`] bytes, whose rest is then skipped) gets `{"ok":false,"error":"..."}`, and
+//! the connection goes on.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -144,10 +144,28 @@ pub async fn serve(listener: UnixListener, to_pool: mpsc::Sender<Pending>) {
 async fn connection(mut stream: UnixStream, to_pool: mpsc::Sender<Pending>) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 1024];
+    // Inside an over-long line: its bytes are discarded up to the next newline.
+    let mut skipping = false;
     loop {
         let n = stream.read(&mut chunk).await?;
-        let eof = n == 0;
-        buf.extend_from_slice(&chunk[..n]);
+        if n == 0 {
+            if !buf.is_empty() && !skipping {
+                let line = std::mem::take(&mut buf);
+                answer(&mut stream, &line, &to_pool).await?;
+            }
+            return Ok(());
+        }
+        let mut data = &chunk[..n];
+        if skipping {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(pos) => {
+                    skipping = false;
+                    data = &data[pos + 1..];
+                }
+                None => continue,
+            }
+        }
+        buf.extend_from_slice(data);
         while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
             if !answer(&mut stream, &line[..pos], &to_pool).await? {
@@ -155,16 +173,10 @@ async fn connection(mut stream: UnixStream, to_pool: mpsc::Sender<Pending>) -> s
             }
         }
         if buf.len() > MAX_REQUEST {
+            buf.clear();
+            skipping = true;
             let reply = error(&format!("request longer than {MAX_REQUEST} bytes"));
             stream.write_all(format!("{reply}\n").as_bytes()).await?;
-            return Ok(());
-        }
-        if eof {
-            if !buf.is_empty() {
-                let line = std::mem::take(&mut buf);
-                answer(&mut stream, &line, &to_pool).await?;
-            }
-            return Ok(());
         }
     }
 }
@@ -249,7 +261,10 @@ mod tests {
                 latency_ms: None
             })
         );
-        assert_eq!(parse(br#"{"cmd":"cut","line":2}"#), Ok(Request::Cut { line: 2 }));
+        assert_eq!(
+            parse(br#"{"cmd":"cut","line":2}"#),
+            Ok(Request::Cut { line: 2 })
+        );
         assert_eq!(
             parse(br#"{"line":0,"bps":9600,"cmd":"rate"}"#),
             Ok(Request::Rate { line: 0, bps: 9600 })

@@ -32,6 +32,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod commands;
+
 /// A Hayes result code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultCode {
@@ -489,180 +491,6 @@ impl Modem {
         }
     }
 
-    // ----- command execution -----
-
-    fn execute(&mut self, now: Instant, line: &[u8]) {
-        let cmd: Vec<u8> = line
-            .iter()
-            .filter(|b| **b != b' ')
-            .map(u8::to_ascii_uppercase)
-            .collect();
-        let mut p = Parser { s: &cmd, i: 0 };
-        while let Some(c) = p.next() {
-            let ok = match c {
-                b'E' => p.flag().map(|v| self.echo = v),
-                b'V' => p.flag().map(|v| self.verbose = v),
-                b'Q' => p.flag().map(|v| self.quiet = v),
-                b'X' => p.ranged(7).map(drop),
-                b'L' | b'M' => p.ranged(3).map(drop),
-                b'B' => p.ranged(1).map(drop),
-                b'Z' => p.ranged(1).map(|_| {
-                    self.go_on_hook();
-                    self.factory_settings();
-                }),
-                b'H' => match p.number() {
-                    Some(0) => {
-                        self.go_on_hook();
-                        Some(())
-                    }
-                    Some(1) => {
-                        if self.state == State::Command {
-                            self.hook_off = true;
-                        }
-                        Some(())
-                    }
-                    _ => None,
-                },
-                b'I' => p.ranged(9).map(|_| {
-                    let id = self.config.identity.clone();
-                    self.info(&id);
-                }),
-                b'S' => self.sreg_command(&mut p),
-                b'&' => match p.next() {
-                    Some(b'F') => p.ranged(0).map(|_| self.factory_settings()),
-                    Some(b'C' | b'D' | b'K' | b'Q' | b'S' | b'W') => p.ranged(9).map(drop),
-                    _ => None,
-                },
-                b'+' | b'#' => self.extended(&mut p),
-                b'O' => {
-                    if p.ranged(1).is_none() {
-                        None
-                    } else {
-                        if self.state == State::OnlineCommand {
-                            self.go_online(now);
-                            let speed = self.speed_text.clone();
-                            self.result_with(ResultCode::Connect, &speed);
-                        } else {
-                            self.result(ResultCode::NoCarrier);
-                        }
-                        return;
-                    }
-                }
-                b'A' => {
-                    self.answer(now);
-                    return;
-                }
-                b'D' => {
-                    self.dial(now, p.rest());
-                    return;
-                }
-                _ => None,
-            };
-            if ok.is_none() {
-                self.result(ResultCode::Error);
-                return;
-            }
-        }
-        self.result(ResultCode::Ok);
-    }
-
-    fn sreg_command(&mut self, p: &mut Parser<'_>) -> Option<()> {
-        let n = p.digits()?;
-        if n > 255 {
-            return None;
-        }
-        let n = n as usize;
-        match p.next() {
-            Some(b'=') => {
-                let v = p.number()?;
-                self.sregs[n] = u8::try_from(v).ok()?;
-                Some(())
-            }
-            Some(b'?') => {
-                let text = format!("{:03}", self.sregs[n]);
-                self.info(&text);
-                Some(())
-            }
-            _ => None,
-        }
-    }
-
-    /// `+NAME=v`, `+NAME?`, `#NAME=v`: only caller id (`+VCID`, `#CID`) is known.
-    fn extended(&mut self, p: &mut Parser<'_>) -> Option<()> {
-        let start = p.i;
-        while p.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
-            p.i += 1;
-        }
-        let name = &p.s[start..p.i];
-        if name != b"VCID" && name != b"CID" {
-            return None;
-        }
-        match p.next() {
-            Some(b'=') => {
-                let on = match p.next() {
-                    Some(b'?') => {
-                        self.info("(0-2)");
-                        true
-                    }
-                    Some(b'0') => false,
-                    Some(b'1' | b'2') => true,
-                    _ => return None,
-                };
-                self.caller_id = on;
-            }
-            Some(b'?') => {
-                let text = u8::from(self.caller_id).to_string();
-                self.info(&text);
-            }
-            _ => return None,
-        }
-        if p.peek() == Some(b';') {
-            p.i += 1;
-        }
-        Some(())
-    }
-
-    fn answer(&mut self, now: Instant) {
-        match self.state {
-            State::Command if self.ringing => {
-                self.state = State::Answering {
-                    deadline: now + self.wait_carrier(),
-                };
-                self.events.push_back(ModemEvent::Answer);
-            }
-            State::Command => self.result(ResultCode::NoCarrier),
-            _ => self.result(ResultCode::Error),
-        }
-    }
-
-    fn dial(&mut self, now: Instant, rest: &[u8]) {
-        let mut number = String::new();
-        for (i, &c) in rest.iter().enumerate() {
-            match c {
-                b'0'..=b'9' | b'*' | b'#' => number.push(char::from(c)),
-                b'T' | b'P' if i == 0 => {}
-                b',' | b'W' | b'@' | b'!' | b';' | b'-' | b'(' | b')' | b'.' => {}
-                _ => {
-                    self.result(ResultCode::Error);
-                    return;
-                }
-            }
-        }
-        if self.state != State::Command {
-            self.result(ResultCode::NoDialtone);
-            return;
-        }
-        if number.is_empty() {
-            self.result(ResultCode::Error);
-            return;
-        }
-        self.state = State::Dialing {
-            deadline: now + self.wait_carrier(),
-            ringback: false,
-        };
-        self.events.push_back(ModemEvent::Dial(number));
-    }
-
     fn go_online(&mut self, now: Instant) {
         self.state = State::Online;
         self.escape = Escape {
@@ -694,14 +522,12 @@ impl Modem {
     /// Runs what is due at `now`: the `+++` guard after the escape, S7 expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
-            State::Online => {
-                if self.escape.deadline.is_some_and(|d| d <= now) {
-                    self.escape.deadline = None;
-                    self.escape.count = 0;
-                    self.state = State::OnlineCommand;
-                    self.seek = Seek::A;
-                    self.result(ResultCode::Ok);
-                }
+            State::Online if self.escape.deadline.is_some_and(|d| d <= now) => {
+                self.escape.deadline = None;
+                self.escape.count = 0;
+                self.state = State::OnlineCommand;
+                self.seek = Seek::A;
+                self.result(ResultCode::Ok);
             }
             State::Dialing { deadline, ringback } if deadline <= now => {
                 self.give_up();
@@ -829,56 +655,6 @@ impl Modem {
     }
 }
 
-/// A cursor over an upper-cased command line (without the `AT`).
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-
-    fn rest(&mut self) -> &[u8] {
-        let r = &self.s[self.i..];
-        self.i = self.s.len();
-        r
-    }
-
-    /// Decimal digits, if any (saturating at a value no register accepts).
-    fn digits(&mut self) -> Option<u32> {
-        let start = self.i;
-        let mut v: u32 = 0;
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            v = v.saturating_mul(10).saturating_add(u32::from(c - b'0'));
-            self.i += 1;
-        }
-        (self.i > start).then_some(v)
-    }
-
-    /// An optional number; a missing one is 0.
-    fn number(&mut self) -> Option<u32> {
-        Some(self.digits().unwrap_or(0))
-    }
-
-    /// An optional number no larger than `max`.
-    fn ranged(&mut self, max: u32) -> Option<u32> {
-        self.number().filter(|v| *v <= max)
-    }
-
-    /// `0` or `1` (missing: 0).
-    fn flag(&mut self) -> Option<bool> {
-        self.ranged(1).map(|v| v == 1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -913,7 +689,10 @@ mod tests {
         assert_eq!(cmd(&mut m, now, "ATD5551234\r"), "");
         assert_eq!(events(&mut m), vec![ModemEvent::Dial("5551234".into())]);
         m.connected(now, 33600, "");
-        assert_eq!(String::from_utf8(m.take_dte_output()).unwrap(), "\r\nCONNECT 33600\r\n");
+        assert_eq!(
+            String::from_utf8(m.take_dte_output()).unwrap(),
+            "\r\nCONNECT 33600\r\n"
+        );
         assert_eq!(m.state(), ModemState::Online);
         (m, now)
     }
@@ -1015,7 +794,10 @@ mod tests {
         quiet_echo(&mut m, now);
         assert_eq!(cmd(&mut m, now, "ATS0?\r"), "\r\n000\r\n\r\nOK\r\n");
         assert_eq!(cmd(&mut m, now, "ATS0=3S0?\r"), "\r\n003\r\n\r\nOK\r\n");
-        assert_eq!(cmd(&mut m, now, "ATS12?S7?\r"), "\r\n050\r\n\r\n060\r\n\r\nOK\r\n");
+        assert_eq!(
+            cmd(&mut m, now, "ATS12?S7?\r"),
+            "\r\n050\r\n\r\n060\r\n\r\nOK\r\n"
+        );
         assert_eq!(cmd(&mut m, now, "ATS95=44\r"), "\r\nOK\r\n");
         assert_eq!(m.sreg(95), 44);
         assert_eq!(cmd(&mut m, now, "ATS7=256\r"), "\r\nERROR\r\n");
@@ -1035,7 +817,8 @@ mod tests {
         assert!(m.echo() && m.verbose() && !m.quiet());
         assert_eq!((m.sreg(0), m.sreg(12)), (0, 50));
         cmd(&mut m, now, "ATE0S0=5\r");
-        assert_eq!(cmd(&mut m, now, "AT&F\r"), "AT&F\r\r\nOK\r\n");
+        assert_eq!(cmd(&mut m, now, "AT&F\r"), "\r\nOK\r\n");
+        assert!(m.echo());
         assert_eq!(m.sreg(0), 0);
         assert_eq!(cmd(&mut m, now, "ATZ9\r"), "ATZ9\r\r\nERROR\r\n");
     }
@@ -1045,8 +828,21 @@ mod tests {
         let (mut m, now) = modem();
         quiet_echo(&mut m, now);
         for c in [
-            "ATX0", "ATX4", "ATL2", "ATM1", "ATB0", "AT&C1", "AT&D0", "AT&D3", "AT&K3", "AT&W",
-            "ATH", "ATH0", "AT+VCID=1", "AT#CID=1", "AT+VCID=0;#CID=2",
+            "ATX0",
+            "ATX4",
+            "ATL2",
+            "ATM1",
+            "ATB0",
+            "AT&C1",
+            "AT&D0",
+            "AT&D3",
+            "AT&K3",
+            "AT&W",
+            "ATH",
+            "ATH0",
+            "AT+VCID=1",
+            "AT#CID=1",
+            "AT+VCID=0;#CID=2",
         ] {
             assert_eq!(cmd(&mut m, now, &format!("{c}\r")), "\r\nOK\r\n", "{c}");
         }
@@ -1061,7 +857,10 @@ mod tests {
         assert_eq!(m.state(), ModemState::OffHook);
         assert!(m.off_hook());
         m.ring(now, None);
-        assert!(m.take_dte_output().is_empty(), "an off-hook line does not ring");
+        assert!(
+            m.take_dte_output().is_empty(),
+            "an off-hook line does not ring"
+        );
         assert_eq!(cmd(&mut m, now, "ATH0\r"), "\r\nOK\r\n");
         assert_eq!(m.state(), ModemState::Idle);
         assert!(events(&mut m).is_empty());
@@ -1090,8 +889,19 @@ mod tests {
         let (mut m, now) = modem();
         quiet_echo(&mut m, now);
         for c in [
-            "ATY", "AT&Z", "ATE2", "ATV7", "ATQ2", "ATH2", "ATX9", "AT+FOO=1", "AT+VCID=7",
-            "AT\\N3", "ATE0E", "AT%C", "ATD555X1234",
+            "ATY",
+            "AT&Z",
+            "ATE2",
+            "ATV7",
+            "ATQ2",
+            "ATH2",
+            "ATX9",
+            "AT+FOO=1",
+            "AT+VCID=7",
+            "AT\\N3",
+            "ATE0E2",
+            "AT%C",
+            "ATD555X1234",
         ] {
             assert_eq!(cmd(&mut m, now, &format!("{c}\r")), "\r\nERROR\r\n", "{c}");
         }
@@ -1258,6 +1068,7 @@ mod tests {
         let (mut m, now) = modem();
         quiet_echo(&mut m, now);
         m.ring(now, None);
+        assert_eq!(m.take_dte_output(), b"\r\nRING\r\n");
         m.ringing_stopped();
         assert_eq!(m.state(), ModemState::Idle);
         assert_eq!(m.sreg(sreg::RING_COUNT), 0);
@@ -1294,6 +1105,7 @@ mod tests {
         let t2 = due + s;
         m.handle_dte_input(t2, b"+++");
         m.handle_timeout(t2 + s);
+        assert_eq!(m.take_dte_output(), b"\r\nOK\r\n");
         assert_eq!(cmd(&mut m, t2 + s, "ATH\r"), "\r\nOK\r\n");
         assert_eq!(events(&mut m), vec![ModemEvent::Hangup]);
         assert_eq!(m.state(), ModemState::Idle);
@@ -1334,6 +1146,7 @@ mod tests {
         m.handle_dte_input(t + g, b"+++");
         m.handle_timeout(t + 2 * g);
         assert_eq!(m.state(), ModemState::OnlineCommand);
+        assert_eq!(m.take_dte_output(), b"\r\nOK\r\n");
         assert_eq!(cmd(&mut m, t, "ATS2=33O\r"), "\r\nCONNECT 33600\r\n");
         let t1 = t + 3 * g;
         m.handle_dte_input(t1 + g, b"+++");
@@ -1341,6 +1154,7 @@ mod tests {
         m.handle_dte_input(t1 + 3 * g, b"!!!");
         m.handle_timeout(t1 + 4 * g);
         assert_eq!(m.state(), ModemState::OnlineCommand);
+        assert_eq!(m.take_dte_output(), b"\r\nOK\r\n");
         // Above 127: no escape at all.
         assert_eq!(cmd(&mut m, t, "ATS2=200O\r"), "\r\nCONNECT 33600\r\n");
         m.handle_dte_input(t1 + 6 * g, &[200, 200, 200]);

@@ -169,8 +169,7 @@ impl Pool {
             self.to_pool.clone(),
             self.config.recheck,
         )?;
-        replace_symlink(&pty.slave, link)
-            .with_context(|| format!("linking {}", link.display()))?;
+        replace_symlink(&pty.slave, link).with_context(|| format!("linking {}", link.display()))?;
         tracing::debug!(?port, slave = %pty.slave.display(), "pty");
         Ok(handle)
     }

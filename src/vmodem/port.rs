@@ -12,24 +12,31 @@
 //!
 //! The pool can pause reading ([`ToPort::Pause`]) while a call's send queue is full, which
 //! is the flow control a real modem does with CTS. [`ToPort::Close`] flushes pending output
-//! (for at most [`CLOSE_FLUSH`]) and closes the descriptor.
+//! (for at most [`CLOSE_FLUSH`]; a pty then stays open for [`CLOSE_GRACE`] so its opener can
+//! read it) and closes the descriptor.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use super::pty::hung_up;
 use super::switch::Port;
+use crate::driver::fdline::FdLine;
 
 /// Output kept for a DTE that does not read; more is discarded.
 pub const MAX_PENDING: usize = 256 * 1024;
 
 /// How long [`ToPort::Close`] waits for pending output to drain.
 pub const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// How long a closing pty stays open after its output was written: a pty's hang-up throws
+/// away what its slave has not read yet, so the opener gets this long to read the last
+/// `NO CARRIER`.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What kind of DTE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,14 +125,22 @@ pub fn spawn(
     recheck: Duration,
 ) -> io::Result<DteHandle> {
     let io = match io {
-        DteIo::Pty(fd) => {
-            set_nonblocking(&fd)?;
-            Io::Pty(AsyncFd::new(fd)?)
+        DteIo::Pty(fd) => Io {
+            reader: None,
+            writer: None,
+            pty: Some(fd),
+        },
+        DteIo::Socket(s) => {
+            let (reader, writer) = s.into_split();
+            Io {
+                reader: Some(Box::new(reader)),
+                writer: Some(Box::new(writer)),
+                pty: None,
+            }
         }
-        DteIo::Socket(s) => Io::Socket(s),
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let attached = matches!(io, Io::Socket(_));
+    let attached = io.pty.is_none();
     tokio::spawn(run(key, io, rx, to_pool, recheck));
     Ok(DteHandle {
         key,
@@ -135,78 +150,68 @@ pub fn spawn(
     })
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
-}
-
-enum Io {
-    Pty(AsyncFd<OwnedFd>),
-    Socket(UnixStream),
+/// Both directions of a DTE, and for a pty its master.
+///
+/// A pty master is registered with the runtime only while somebody has the slave open: once
+/// epoll has reported `POLLHUP` for a registration, tokio keeps it readable for good, so a
+/// registration made or kept while the pty is hung up would make every read spin. Each
+/// attach registers a fresh duplicate of the master, each detach drops it.
+struct Io {
+    reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    pty: Option<OwnedFd>,
 }
 
 impl Io {
-    /// Reads some bytes; `Ok(0)` is a hang-up (EOF, or `EIO` from a pty master).
-    /// Cancel-safe: bytes are only taken in the synchronous `try_io` step.
-    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Io::Pty(fd) => loop {
-                let mut guard = fd.readable().await?;
-                match guard.try_io(|f| nix::unistd::read(f.get_ref(), buf).map_err(io::Error::from))
-                {
-                    Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::EIO) => return Ok(0),
-                    Ok(r) => return r,
-                    Err(_would_block) => continue,
-                }
-            },
-            Io::Socket(s) => loop {
-                s.readable().await?;
-                match s.try_read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => return r,
-                }
-            },
-        }
-    }
-
-    async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Io::Pty(fd) => loop {
-                let mut guard = fd.writable().await?;
-                match guard.try_io(|f| nix::unistd::write(f.get_ref(), buf).map_err(io::Error::from))
-                {
-                    Ok(r) => return r,
-                    Err(_would_block) => continue,
-                }
-            },
-            Io::Socket(s) => loop {
-                s.writable().await?;
-                match s.try_write(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => return r,
-                }
-            },
-        }
-    }
-
     fn hung_up(&self) -> bool {
-        match self {
-            Io::Pty(fd) => hung_up(fd.get_ref()),
-            Io::Socket(_) => false,
+        self.pty.as_ref().is_some_and(hung_up)
+    }
+
+    fn attach(&mut self) -> io::Result<()> {
+        if let Some(master) = &self.pty {
+            let (reader, writer) = tokio::io::split(FdLine::new(master.try_clone()?)?);
+            self.reader = Some(Box::new(reader));
+            self.writer = Some(Box::new(writer));
         }
+        Ok(())
+    }
+
+    fn detach(&mut self) {
+        if self.pty.is_some() {
+            self.reader = None;
+            self.writer = None;
+        }
+    }
+}
+
+async fn read(
+    io: Option<&mut Box<dyn AsyncRead + Send + Unpin>>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match io {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write(
+    io: Option<&mut Box<dyn AsyncWrite + Send + Unpin>>,
+    buf: &[u8],
+) -> io::Result<usize> {
+    match io {
+        Some(w) => w.write(buf).await,
+        None => std::future::pending().await,
     }
 }
 
 async fn run(
     key: DteKey,
-    io: Io,
+    mut io: Io,
     mut rx: mpsc::UnboundedReceiver<ToPort>,
     to_pool: mpsc::Sender<FromPort>,
     recheck: Duration,
 ) {
-    let is_pty = matches!(io, Io::Pty(_));
+    let is_pty = io.pty.is_some();
     let mut attached = !is_pty;
     let mut paused = false;
     let mut out: Vec<u8> = Vec::new();
@@ -230,8 +235,11 @@ async fn run(
                     None
                 }
                 Some(ToPort::Close) | None => {
-                    if attached && !out.is_empty() {
-                        let _ = tokio::time::timeout(CLOSE_FLUSH, write_all(&io, &out)).await;
+                    if let (true, Some(w)) = (!out.is_empty(), io.writer.as_mut()) {
+                        let _ = tokio::time::timeout(CLOSE_FLUSH, w.write_all(&out)).await;
+                        if is_pty {
+                            tokio::time::sleep(CLOSE_GRACE).await;
+                        }
                     }
                     return;
                 }
@@ -239,33 +247,44 @@ async fn run(
             // A pty with nobody on it (or one we are not reading) is looked at now and then.
             _ = tokio::time::sleep(recheck), if is_pty && (!attached || paused) => {
                 match (attached, io.hung_up()) {
-                    (false, false) => {
-                        attached = true;
-                        Some(FromPort::Attached(key))
-                    }
+                    (false, false) => match io.attach() {
+                        Ok(()) => {
+                            attached = true;
+                            Some(FromPort::Attached(key))
+                        }
+                        Err(e) => {
+                            tracing::warn!(?key, "cannot register the pty: {e}");
+                            None
+                        }
+                    },
                     (true, true) => {
                         attached = false;
+                        io.detach();
                         out.clear();
                         Some(FromPort::Detached(key))
                     }
                     _ => None,
                 }
             },
-            r = io.read(&mut buf), if attached && !paused => match r {
+            // A pty master reads EIO when the slave's last opener closes it: FdLine makes
+            // that an end of file.
+            r = read(io.reader.as_mut(), &mut buf), if attached && !paused => match r {
                 Ok(n) if n > 0 => Some(FromPort::Input(key, buf[..n].to_vec())),
                 _ => {
                     attached = false;
+                    io.detach();
                     out.clear();
                     Some(FromPort::Detached(key))
                 }
             },
-            r = io.write(&out), if attached && !out.is_empty() => match r {
+            r = write(io.writer.as_mut(), &out), if attached && !out.is_empty() => match r {
                 Ok(n) => {
                     out.drain(..n);
                     None
                 }
                 Err(_) => {
                     attached = false;
+                    io.detach();
                     out.clear();
                     Some(FromPort::Detached(key))
                 }
@@ -278,15 +297,4 @@ async fn run(
             }
         }
     }
-}
-
-async fn write_all(io: &Io, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = io.write(buf).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n..];
-    }
-    Ok(())
 }
