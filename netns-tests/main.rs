@@ -1,6 +1,7 @@
 //! Integration tests on real network namespaces with real pppd clients (being written).
 
 mod interop;
+mod modem_calls;
 mod rig_smoke;
 mod support;
 mod vmodem_tests;

@@ -84,7 +84,7 @@ impl Drop for NetNs {
 /// Output collected from a child process by a reader thread.
 #[derive(Debug, Default)]
 pub struct Collected {
-    text: Mutex<(String, bool)>,
+    text: Mutex<(Vec<u8>, bool)>,
     changed: Condvar,
 }
 
@@ -102,24 +102,34 @@ impl Collected {
                     c2.changed.notify_all();
                     return;
                 }
-                g.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+                g.0.extend_from_slice(&buf[..n]);
                 c2.changed.notify_all();
             }
         });
         c
     }
 
-    /// Everything so far.
+    /// Everything so far, as text.
     pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap().0).into_owned()
+    }
+
+    /// Everything so far, as bytes.
+    pub fn bytes(&self) -> Vec<u8> {
         self.text.lock().unwrap().0.clone()
     }
 
     /// Waits until `needle` appears (true) or the stream ends or time runs out (false).
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for_count(needle, 1, timeout)
+    }
+
+    /// Waits until `needle` has appeared `n` times.
+    pub fn wait_for_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         let mut g = self.text.lock().unwrap();
         loop {
-            if g.0.contains(needle) {
+            if String::from_utf8_lossy(&g.0).matches(needle).count() >= n {
                 return true;
             }
             let now = Instant::now();
@@ -169,6 +179,18 @@ impl Proc {
         })
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`USR1`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
     /// Waits for the process to exit; its output has then been read to the end.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<std::process::ExitStatus> {
         if !self.stdout.wait_end(timeout) {
@@ -199,15 +221,25 @@ impl Drop for Proc {
     }
 }
 
-/// The path of the nasd-line binary: the one cargo built for the tests, else the one next
-/// to the running example (`target/<profile>/examples/..` → `target/<profile>/nasd-line`).
+/// The path of the nasd-line binary (see [`bin`]).
 pub fn nasd_line() -> std::path::PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_nasd-line") {
+    bin("nasd-line", option_env!("CARGO_BIN_EXE_nasd-line"))
+}
+
+/// The path of the vmodem binary (see [`bin`]).
+pub fn vmodem() -> std::path::PathBuf {
+    bin("vmodem", option_env!("CARGO_BIN_EXE_vmodem"))
+}
+
+/// A binary of this package: the one cargo built for the tests, else the one next to the
+/// running example (`target/<profile>/examples/..` → `target/<profile>/<name>`).
+fn bin(name: &str, built: Option<&str>) -> std::path::PathBuf {
+    if let Some(p) = built {
         return Path::new(p).to_path_buf();
     }
     let exe = std::env::current_exe().expect("current exe");
     exe.parent()
         .and_then(Path::parent)
         .expect("target dir")
-        .join("nasd-line")
+        .join(name)
 }

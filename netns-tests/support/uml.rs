@@ -84,6 +84,9 @@ pub enum LineKind {
     /// An `AF_UNIX` stream socket pair (the guest end is its stdin). Closing the test's end
     /// is a carrier loss for the guest ("Modem hangup").
     SocketPair,
+    /// The tty at [`GuestOptions::line_path`] (a vmodem client pty), opened by the guest.
+    /// The fd returned by `spawn` is then `/dev/null`.
+    Path,
     /// The descriptor in [`GuestOptions::given_line`] (a connected socket, such as a vmodem
     /// client line), as the guest's stdin. The fd returned by `spawn` is then `/dev/null`.
     Given,
@@ -124,6 +127,8 @@ pub struct GuestOptions {
     pub kernel_args: Vec<String>,
     /// The line for [`LineKind::Given`].
     pub given_line: Option<std::sync::Arc<OwnedFd>>,
+    /// The tty for [`LineKind::Path`].
+    pub line_path: Option<PathBuf>,
 }
 
 impl Default for GuestOptions {
@@ -144,6 +149,7 @@ impl Default for GuestOptions {
             conf_extra: String::new(),
             kernel_args: Vec::new(),
             given_line: None,
+            line_path: None,
         }
     }
 }
@@ -357,6 +363,19 @@ impl PppdGuest {
                     .arg("con0=null,fd:1")
                     .stdin(Stdio::from(OwnedFd::from(theirs)));
                 (OwnedFd::from(ours), None)
+            }
+            LineKind::Path => {
+                let path = opts
+                    .line_path
+                    .as_ref()
+                    .ok_or_else(|| invalid("LineKind::Path needs line_path".into()))?;
+                cmd.arg(format!(
+                    "ssl0=tty:{}",
+                    kernel_word(&fs::canonicalize(path)?)?
+                ))
+                .arg("con0=null,fd:1")
+                .stdin(Stdio::null());
+                (OwnedFd::from(File::open("/dev/null")?), None)
             }
             LineKind::Given => {
                 let fd = opts

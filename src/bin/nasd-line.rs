@@ -92,6 +92,12 @@ struct Args {
     /// Seconds between CHAP re-challenges while the session is up (0: never).
     #[arg(long, default_value_t = 0)]
     chap_interval: u64,
+    /// End each session after this many seconds (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    session_timeout: u64,
+    /// End a session after this many seconds without IP traffic (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    idle_timeout: u64,
 }
 
 fn link_config(a: &Args) -> Result<LinkConfig> {
@@ -114,6 +120,8 @@ fn link_config(a: &Args) -> Result<LinkConfig> {
     }
     c.ipcp.dns = [a.dns.first().copied(), a.dns.get(1).copied()];
     c.first_request_delay = Duration::from_millis(a.first_request_delay_ms);
+    c.session_timeout = (a.session_timeout > 0).then(|| Duration::from_secs(a.session_timeout));
+    c.idle_timeout = (a.idle_timeout > 0).then(|| Duration::from_secs(a.idle_timeout));
     Ok(c)
 }
 
@@ -125,6 +133,8 @@ struct Shared {
     tun: Option<Arc<Tun>>,
     /// The running session's address (for anti-spoofing) and its inbox for TUN packets.
     current: Mutex<Current>,
+    /// Ends the running session (SIGUSR1).
+    kill: Mutex<Option<CancellationToken>>,
 }
 
 type Current = (Option<Ipv4Addr>, Option<mpsc::Sender<Vec<u8>>>);
@@ -228,10 +238,11 @@ struct LinePort {
 impl PortHooks for LinePort {
     type Session = Session;
 
-    fn new_session(&mut self, call: &CallInfo) -> (Session, HostPackets) {
+    fn new_session(&mut self, call: &CallInfo, kill: &CancellationToken) -> (Session, HostPackets) {
         if let Some(c) = &call.connect {
             tracing::info!(caller = ?c.caller.number, speed = ?c.speed, "call");
         }
+        *self.shared.kill.lock().expect("lock") = Some(kill.clone());
         self.shared.session()
     }
 
@@ -290,6 +301,7 @@ async fn main() -> Result<()> {
         local_ip: args.local_ip,
         tun: tun.clone(),
         current: Mutex::new((None, None)),
+        kill: Mutex::new(None),
     });
     if let Some(tun) = tun {
         let shared = shared.clone();
@@ -305,6 +317,17 @@ async fn main() -> Result<()> {
     }
 
     let cancel = CancellationToken::new();
+    // SIGUSR1 ends the running session and leaves the line ready for the next call.
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let s2 = shared.clone();
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            if let Some(k) = s2.kill.lock().expect("lock").take() {
+                tracing::info!("SIGUSR1: ending the session");
+                k.cancel();
+            }
+        }
+    });
     let c = cancel.clone();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::spawn(async move {

@@ -87,7 +87,12 @@ pub trait PortHooks: Send {
     /// Per-session hooks (authentication, routing).
     type Session: Hooks + Send;
     /// A call reached PPP: the hooks and the host side of the datapath for its session.
-    fn new_session(&mut self, call: &CallInfo) -> (Self::Session, HostPackets);
+    /// Cancelling `kill` ends the session (Terminate-Request, hang-up) with reason admin.
+    fn new_session(
+        &mut self,
+        call: &CallInfo,
+        kill: &CancellationToken,
+    ) -> (Self::Session, HostPackets);
     /// The session ended.
     fn session_ended(&mut self, session: Self::Session, reason: DownReason, stats: LinkStats);
     /// The port's status changed.
@@ -195,7 +200,8 @@ impl<H: PortHooks> Ctx<'_, H> {
             port: self.spec.name.clone(),
             connect,
         };
-        let (mut session_hooks, mut host) = self.hooks.new_session(&call);
+        let kill = self.cancel.child_token();
+        let (mut session_hooks, mut host) = self.hooks.new_session(&call, &kill);
         let seed = super::random_seed().unwrap_or_else(|_| {
             let t = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -222,7 +228,7 @@ impl<H: PortHooks> Ctx<'_, H> {
             &mut link,
             &mut session_hooks,
             &mut host,
-            self.cancel.child_token(),
+            kill,
             watch,
         )
         .await;
@@ -279,12 +285,16 @@ impl<H: PortHooks> Ctx<'_, H> {
                         tracing::info!(port = %self.spec.name, connect = %info.text, caller = ?info.caller.number, "CONNECT");
                         // Anything read after the CONNECT line belongs to PPP.
                         let initial = std::mem::take(&mut self.pending);
-                        self.call(port, &initial, Some(info)).await;
+                        let reason = self.call(port, &initial, Some(info)).await;
                         if self.cancel.is_cancelled() || self.calls_done() {
                             return Exit::Stop;
                         }
                         set_state(self.hooks, self.status, PortState::Initialising);
-                        modem.hangup(Instant::now());
+                        if reason == DownReason::LostCarrier {
+                            modem.carrier_lost(Instant::now());
+                        } else {
+                            modem.hangup(Instant::now());
+                        }
                     }
                     ModemEvent::CallFailed(f) => {
                         tracing::info!(port = %self.spec.name, failure = ?f, "call failed");

@@ -234,10 +234,28 @@ impl Modem {
         self.begin_reset(now);
     }
 
-    /// The call is over (PPP ended, carrier lost, or the call failed): hang up, reset and
-    /// initialise the modem for the next call.
+    /// The call is over (PPP ended, or the call failed): hang up, reset and initialise the
+    /// modem for the next call.
     pub fn hangup(&mut self, now: Instant) {
         self.begin_reset(now);
+    }
+
+    /// The modem reported the carrier lost (`NO CARRIER`, DCD down): it is back in command
+    /// mode already, so `ATH0` and the init chat suffice.
+    pub fn carrier_lost(&mut self, now: Instant) {
+        self.state = ModemState::Resetting;
+        self.line.clear();
+        self.rings = 0;
+        self.caller = CallerId::default();
+        self.reset = Some(Reset::Hangup);
+        self.send_hangup(now);
+    }
+
+    /// `ATH0`, preceded by a carriage return that ends whatever partial command line (a `+++`
+    /// that reached a modem already in command mode) the modem may hold.
+    fn send_hangup(&mut self, now: Instant) {
+        self.actions.push_back(ModemAction::Write(b"\r".to_vec()));
+        self.send(now, "ATH0", Duration::from_secs(3));
     }
 
     fn begin_reset(&mut self, now: Instant) {
@@ -357,7 +375,7 @@ impl Modem {
                 {
                     if self.reset == Some(Reset::Escape) {
                         self.reset = Some(Reset::Hangup);
-                        self.send(now, "ATH0", Duration::from_secs(3));
+                        self.send_hangup(now);
                     } else {
                         self.start_init(now);
                     }
@@ -459,7 +477,7 @@ impl Modem {
                 Some(Reset::Escape) => {
                     // No OK after +++: the modem may already be in command mode.
                     self.reset = Some(Reset::Hangup);
-                    self.send(now, "ATH0", Duration::from_secs(3));
+                    self.send_hangup(now);
                 }
                 Some(Reset::Hangup) | None => self.fail("ATH0".into(), None),
             },
@@ -796,10 +814,31 @@ mod tests {
         assert_eq!(t.now - t0, Duration::from_secs(1), "guard time before +++");
         assert_eq!(t.last(), "+++");
         t.input("\r\nOK\r\n");
-        assert_eq!(t.last(), "ATH0\r");
+        assert_eq!(t.written[t.written.len() - 2..], ["\r", "ATH0\r"]);
         t.input("\r\nOK\r\n");
         assert_eq!(t.last(), "ATQ0V1H0\r");
         assert_eq!(t.m.state(), ModemState::Initialising);
+    }
+
+    #[test]
+    fn after_no_carrier_ath0_is_enough() {
+        let mut t = T::new(ModemConfig {
+            modem_lines: false,
+            ..ModemConfig::default()
+        });
+        t.advance();
+        t.input("OK\r\nOK\r\n");
+        t.input("OK\r\nOK\r\n");
+        assert_eq!(t.m.state(), ModemState::Idle);
+        t.input("RING\r\nCONNECT 33600\r\n");
+        assert_eq!(t.m.state(), ModemState::Connected);
+        let before = t.written.len();
+        t.m.carrier_lost(t.now);
+        t.drain();
+        assert_eq!(t.written[before..], ["\r", "ATH0\r"]);
+        // A +++ that had reached the modem in command mode earns an ERROR first.
+        t.input("\r\nERROR\r\n\r\nOK\r\n");
+        assert_eq!(t.last(), "ATQ0V1H0\r");
     }
 
     #[test]
