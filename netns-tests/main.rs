@@ -2,6 +2,7 @@
 
 mod interop;
 mod modem_calls;
+mod port_lifecycle;
 mod rig_smoke;
 mod support;
 mod vmodem_tests;

@@ -89,7 +89,8 @@ pub struct Collected {
 }
 
 impl Collected {
-    fn start(mut from: impl Read + Send + 'static) -> Arc<Self> {
+    /// Collects what `from` yields, on a thread of its own.
+    pub fn start(mut from: impl Read + Send + 'static) -> Arc<Self> {
         let c = Arc::new(Self::default());
         let c2 = c.clone();
         std::thread::spawn(move || {

@@ -11,16 +11,25 @@ use std::time::Duration;
 pub struct Vmodem {
     proc: Proc,
     dir: PathBuf,
+    owns_dir: bool,
 }
 
 impl Vmodem {
-    /// Starts vmodem with `args` (besides `--dir`) and waits for its ready line.
+    /// Starts vmodem with `args` (besides `--dir`) in a new directory, removed on drop.
     pub fn start(args: &[&str]) -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("nasd-vm-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let mut vm = Self::start_in(&dir, args);
+        vm.owns_dir = true;
+        vm
+    }
+
+    /// Starts vmodem in an existing directory (kept on drop) and waits for its ready line.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Self {
+        let dir = dir.to_path_buf();
         let mut cmd = Command::new(super::netns::vmodem());
         cmd.arg("--dir").arg(&dir).args(args);
         let proc = Proc::spawn(cmd).unwrap();
@@ -30,7 +39,11 @@ impl Vmodem {
             "vmodem did not start: {}",
             proc.stderr.text()
         );
-        Self { proc, dir }
+        Self {
+            proc,
+            dir,
+            owns_dir: false,
+        }
     }
 
     /// The pool's directory.
@@ -71,7 +84,9 @@ impl Drop for Vmodem {
             .args(["-TERM", &self.proc_id().to_string()])
             .status();
         let _ = self.proc.wait(Duration::from_secs(5));
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

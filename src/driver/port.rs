@@ -71,6 +71,8 @@ pub struct PortStatus {
     pub last_call: Option<SystemTime>,
     /// The last error, if any.
     pub last_error: Option<String>,
+    /// The port worked since it was last opened.
+    pub worked: bool,
 }
 
 /// A call that reached PPP.
@@ -118,6 +120,7 @@ pub async fn run<H: PortHooks>(
         calls: 0,
         last_call: None,
         last_error: None,
+        worked: false,
     };
     let mut backoff = spec.min_backoff;
     loop {
@@ -125,7 +128,6 @@ pub async fn run<H: PortHooks>(
             return;
         }
         set_state(&mut hooks, &mut status, PortState::Opening);
-        let opened = Instant::now();
         let exit = match Port::open(&spec.settings) {
             Ok(mut port) => {
                 tracing::info!(port = %spec.name, modem_lines = port.modem_lines(), "port open");
@@ -148,12 +150,14 @@ pub async fn run<H: PortHooks>(
             Exit::Stop => return,
             Exit::Reopen(e) => e,
         };
-        tracing::warn!(port = %spec.name, error = %error, "port failed");
-        status.last_error = Some(error);
-        // A port that worked for a while starts again with a short back-off.
-        if opened.elapsed() > spec.max_backoff {
+        // A port that worked (its modem became ready, or it carried a call) starts again
+        // with the shortest back-off; one that keeps failing waits twice as long each time.
+        if status.worked {
             backoff = spec.min_backoff;
+            status.worked = false;
         }
+        tracing::warn!(port = %spec.name, error = %error, backoff_ms = backoff.as_millis() as u64, "port failed");
+        status.last_error = Some(error);
         let until = SystemTime::now() + backoff;
         set_state(&mut hooks, &mut status, PortState::BackingOff { until });
         tokio::select! {
@@ -194,6 +198,7 @@ impl<H: PortHooks> Ctx<'_, H> {
         connect: Option<ConnectInfo>,
     ) -> DownReason {
         self.status.calls += 1;
+        self.status.worked = true;
         self.status.last_call = Some(SystemTime::now());
         set_state(self.hooks, self.status, PortState::Connected);
         let call = CallInfo {
@@ -275,6 +280,7 @@ impl<H: PortHooks> Ctx<'_, H> {
                 match ev {
                     ModemEvent::Ready => {
                         self.status.last_error = None;
+                        self.status.worked = true;
                         set_state(self.hooks, self.status, PortState::Idle);
                     }
                     ModemEvent::Ring(n) => {
