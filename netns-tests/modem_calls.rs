@@ -30,6 +30,20 @@ cat > /etc/ppp/dial.opts <<'EOF'
 connect "/usr/sbin/chat -v -s -f /etc/ppp/dial.chat"
 disconnect "/usr/sbin/chat -v -s -f /etc/ppp/hangup.chat"
 EOF
+cat > /etc/ppp/login.chat <<'EOF'
+ABORT BUSY
+TIMEOUT 30
+"" "\rATZ"
+OK ATDT5551234
+CONNECT ""
+ogin: dial
+ssword: dial
+PPP ""
+EOF
+cat > /etc/ppp/login.opts <<'EOF'
+connect "/usr/sbin/chat -v -s -f /etc/ppp/login.chat"
+disconnect "/usr/sbin/chat -v -s -f /etc/ppp/hangup.chat"
+EOF
 }
 "#;
 
@@ -202,7 +216,7 @@ fn pppd_dials_through_vmodem_four_calls_on_one_line() {
         p.explain()
     );
     assert!(
-        t0.elapsed() < Duration::from_secs(2),
+        t0.elapsed() < Duration::from_secs(1),
         "carrier loss took {:?}",
         t0.elapsed()
     );
@@ -279,4 +293,48 @@ fn noisy_line_still_carries_ping_and_100kb() {
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
         .unwrap_or(0);
     assert!(bad > 0, "no damaged frame was seen: {stats}");
+}
+
+#[test]
+fn a_scripted_terminal_login_then_ppp() {
+    // Old clients log in at `login:` / `Password:` and then start PPP without PPP
+    // authentication; pppd's chat script plays that part here.
+    let mut p = pool(
+        &[
+            "--lines",
+            "1",
+            "--number",
+            "5551234",
+            "--rate",
+            "115200",
+            "--ring-interval-ms",
+            "300",
+        ],
+        &["--login"],
+    );
+    let rc = p
+        .guest
+        .ctl("ppp_up file /etc/ppp/login.opts", Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(rc, 0, "login and PPP failed:\n{}", p.explain());
+    let console = p.guest.console();
+    assert!(console.contains("ssword:"), "{console}");
+    assert!(
+        !console.contains("CHAP") && !console.contains("PAP"),
+        "PPP asked for auth again"
+    );
+    assert!(
+        p.nas
+            .stderr
+            .wait_for("session up user=dial", Duration::from_secs(10)),
+        "{}",
+        p.explain()
+    );
+    let rc = p
+        .guest
+        .ctl("ping -c 2 -W 3 10.0.0.1", Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(rc, 0, "{}", p.explain());
+    p.hang_up();
+    p.wait_ended(1, "peer-terminated");
 }

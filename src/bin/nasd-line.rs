@@ -17,6 +17,7 @@ use nasd::driver::tun::Tun;
 use nasd::proto::auth::{AuthRequest, AuthResult, Credentials, Grant};
 use nasd::proto::lcp::AuthProto;
 use nasd::proto::link::{DownReason, Link, LinkConfig, LinkStats, SessionInfo};
+use nasd::proto::login::LoginConfig;
 use nasd::proto::modem::{ChatStep, ModemConfig};
 use nasd::proto::wire::ipv4;
 use std::net::Ipv4Addr;
@@ -95,6 +96,9 @@ struct Args {
     /// End each session after this many seconds (0: no limit).
     #[arg(long, default_value_t = 0)]
     session_timeout: u64,
+    /// Offer a classic text login (`login:` / `Password:`) before PPP.
+    #[arg(long)]
+    login: bool,
     /// End a session after this many seconds without IP traffic (0: no limit).
     #[arg(long, default_value_t = 0)]
     idle_timeout: u64,
@@ -377,6 +381,7 @@ async fn main() -> Result<()> {
         },
         mode,
         link: config,
+        login: args.login.then(LoginConfig::default),
         min_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(60),
     };

@@ -6,7 +6,10 @@
 
 use crate::driver::serial::{Port, PortSettings};
 use crate::driver::session::{self, CarrierWatch, Hooks, HostPackets};
-use crate::proto::link::{DownReason, Link, LinkConfig, LinkStats};
+use crate::proto::auth::{AuthRequest, AuthResult, Credentials, Grant};
+use crate::proto::link::{DownReason, Link, LinkConfig, LinkStats, SessionInfo};
+use crate::proto::login::{Login, LoginConfig, LoginEvent};
+use crate::proto::modem::NoCarrierWatch;
 use crate::proto::modem::{ConnectInfo, Modem, ModemAction, ModemConfig, ModemEvent, ModemState};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,6 +35,8 @@ pub struct PortSpec {
     pub mode: PortMode,
     /// The PPP settings of each session.
     pub link: LinkConfig,
+    /// A classic text login before PPP (`None`: off).
+    pub login: Option<LoginConfig>,
     /// First back-off after a failure; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// The longest back-off.
@@ -215,7 +220,34 @@ impl<H: PortHooks> Ctx<'_, H> {
             s[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
             s
         });
-        let mut link = Link::new(self.spec.link.clone(), seed);
+        let mut config = self.spec.link.clone();
+        let mut initial = initial.to_vec();
+        let mut grant = None;
+        let mut user = None;
+        if let Some(login) = &self.spec.login {
+            let no_carrier = !port.modem_lines() && matches!(self.spec.mode, PortMode::Modem(_));
+            match text_login(port, login, &initial, &mut session_hooks, &kill, no_carrier).await {
+                LoginOutcome::LoggedIn(u, g) => {
+                    // Authenticated already: PPP asks for nothing more.
+                    config.lcp.auth.clear();
+                    grant = Some(g);
+                    user = Some(u);
+                    initial.clear();
+                }
+                LoginOutcome::Ppp(rest) => initial = [&[0x7e][..], &rest].concat(),
+                LoginOutcome::Failed(reason) => {
+                    tracing::info!(port = %self.spec.name, reason = %reason, "login failed");
+                    session_hooks.down(reason);
+                    self.hooks
+                        .session_ended(session_hooks, reason, LinkStats::default());
+                    return reason;
+                }
+            }
+        }
+        let mut link = Link::new(config, seed);
+        if let Some(u) = &user {
+            link.set_user(u);
+        }
         let watch = if port.modem_lines() {
             CarrierWatch {
                 dcd: Some(Box::new(port.carrier_probe())),
@@ -227,11 +259,15 @@ impl<H: PortHooks> Ctx<'_, H> {
                 no_carrier_text: matches!(self.spec.mode, PortMode::Modem(_)),
             }
         };
+        let mut hooks = Preauthorized {
+            inner: &mut session_hooks,
+            grant,
+        };
         let reason = session::run(
             &mut port.stream,
-            initial,
+            &initial,
             &mut link,
-            &mut session_hooks,
+            &mut hooks,
             &mut host,
             kill,
             watch,
@@ -333,6 +369,105 @@ impl<H: PortHooks> Ctx<'_, H> {
                 _ = self.cancel.cancelled() => return Exit::Stop,
             }
         }
+    }
+}
+
+enum LoginOutcome {
+    LoggedIn(String, Grant),
+    Ppp(Vec<u8>),
+    Failed(DownReason),
+}
+
+/// Runs the text login on the line: prompts, credentials to the hooks, verdicts back.
+async fn text_login<S: Hooks>(
+    port: &mut Port,
+    config: &LoginConfig,
+    initial: &[u8],
+    hooks: &mut S,
+    kill: &CancellationToken,
+    no_carrier_text: bool,
+) -> LoginOutcome {
+    let mut login = Login::new(config.clone());
+    let mut watch = no_carrier_text.then(NoCarrierWatch::default);
+    login.start(Instant::now());
+    let mut pending = initial.to_vec();
+    let mut buf = vec![0u8; 1024];
+    let mut verdict: Option<session::AuthFuture> = None;
+    let mut user = String::new();
+    loop {
+        if !pending.is_empty() {
+            let n = login.handle_input(Instant::now(), &pending);
+            pending.drain(..n);
+        }
+        let out = std::mem::take(login.output());
+        if !out.is_empty() && port.stream.write_all(&out).await.is_err() {
+            return LoginOutcome::Failed(DownReason::LostCarrier);
+        }
+        while let Some(ev) = login.poll_event() {
+            match ev {
+                LoginEvent::Credentials { user: u, password } => {
+                    user = u.clone();
+                    let req = AuthRequest {
+                        user: u,
+                        credentials: Credentials::Pap { password },
+                    };
+                    verdict = Some(hooks.authorize(req));
+                }
+                LoginEvent::LoggedIn(_) => {
+                    // The verdict future produced the grant; see below.
+                }
+                LoginEvent::Ppp => return LoginOutcome::Ppp(std::mem::take(&mut pending)),
+                LoginEvent::Failed => return LoginOutcome::Failed(DownReason::AuthFailed),
+            }
+        }
+        let deadline = login.poll_timeout();
+        tokio::select! {
+            r = port.stream.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return LoginOutcome::Failed(DownReason::LostCarrier),
+                Ok(n) => {
+                    if watch.as_mut().is_some_and(|w| w.feed(&buf[..n])) {
+                        return LoginOutcome::Failed(DownReason::LostCarrier);
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                }
+            },
+            v = async { verdict.as_mut().expect("guarded").await }, if verdict.is_some() => {
+                verdict = None;
+                match v {
+                    AuthResult::Accept(g) => {
+                        login.verdict(true);
+                        let out = std::mem::take(login.output());
+                        let _ = port.stream.write_all(&out).await;
+                        return LoginOutcome::LoggedIn(user, g);
+                    }
+                    AuthResult::Reject { .. } => login.verdict(false),
+                }
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => login.handle_timeout(Instant::now()),
+            _ = kill.cancelled() => return LoginOutcome::Failed(DownReason::Admin),
+        }
+    }
+}
+
+/// Session hooks for a user who logged in before PPP: the verdict PPP asks for (with no
+/// credentials) is the one the login got.
+struct Preauthorized<'a, S: Hooks> {
+    inner: &'a mut S,
+    grant: Option<Grant>,
+}
+
+impl<S: Hooks> Hooks for Preauthorized<'_, S> {
+    fn authorize(&mut self, req: AuthRequest) -> session::AuthFuture {
+        match (&req.credentials, self.grant.clone()) {
+            (Credentials::None, Some(g)) => Box::pin(async move { AuthResult::Accept(g) }),
+            _ => self.inner.authorize(req),
+        }
+    }
+    fn up(&mut self, info: &SessionInfo) {
+        self.inner.up(info);
+    }
+    fn down(&mut self, reason: DownReason) {
+        self.inner.down(reason);
     }
 }
 

@@ -394,6 +394,12 @@ impl Link {
         self.core.ipcp.fsm.state()
     }
 
+    /// Names the user when authentication happened before PPP (a text login); use with no
+    /// authentication protocol configured.
+    pub fn set_user(&mut self, user: &str) {
+        self.core.user = user.to_string();
+    }
+
     /// The authenticated user name, once known.
     pub fn user(&self) -> &str {
         &self.core.user

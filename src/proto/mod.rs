@@ -29,6 +29,7 @@ pub mod hdlc;
 pub mod ipcp;
 pub mod lcp;
 pub mod link;
+pub mod login;
 pub mod modem;
 pub mod rng;
 mod tx;
