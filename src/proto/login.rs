@@ -139,10 +139,8 @@ impl Login {
             }
             match (self.stage, b) {
                 (Stage::User | Stage::Password, b'\r' | b'\n') => self.end_field(),
-                (Stage::User, 0x08 | 0x7f) => {
-                    if self.user.pop().is_some() {
-                        self.out.extend_from_slice(b"\x08 \x08");
-                    }
+                (Stage::User, 0x08 | 0x7f) if self.user.pop().is_some() => {
+                    self.out.extend_from_slice(b"\x08 \x08");
                 }
                 (Stage::Password, 0x08 | 0x7f) => {
                     self.password.pop();
