@@ -259,3 +259,18 @@ fn pppd_answers_keepalives_and_rechallenges() {
         "pppd answers every echo: {out}"
     );
 }
+
+#[test]
+fn pppd_that_waits_for_the_server_still_connects() {
+    // `silent`: pppd sends nothing until it hears from the server, which speaks first after
+    // its one-second delay.
+    let mut opts = guest("dial", "dial");
+    opts.pppd_extra.push("silent".into());
+    let mut c = dial("pap", opts);
+    let rc = c.guest.wait_result(Duration::from_secs(60)).unwrap();
+    let console = c.guest.console();
+    assert_eq!(rc, 0, "{console}\n{}", c.nas.stderr.text());
+    let first_rcvd = console.find("rcvd [LCP ConfReq").expect("server request");
+    let first_sent = console.find("sent [LCP ConfReq").expect("client request");
+    assert!(first_rcvd < first_sent, "the server spoke first:\n{console}");
+}
