@@ -272,5 +272,8 @@ fn pppd_that_waits_for_the_server_still_connects() {
     assert_eq!(rc, 0, "{console}\n{}", c.nas.stderr.text());
     let first_rcvd = console.find("rcvd [LCP ConfReq").expect("server request");
     let first_sent = console.find("sent [LCP ConfReq").expect("client request");
-    assert!(first_rcvd < first_sent, "the server spoke first:\n{console}");
+    assert!(
+        first_rcvd < first_sent,
+        "the server spoke first:\n{console}"
+    );
 }

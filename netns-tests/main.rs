@@ -1,8 +1,10 @@
 //! Integration tests on real network namespaces with real pppd clients (being written).
 
+mod daemon;
 mod interop;
 mod modem_calls;
 mod port_lifecycle;
 mod rig_smoke;
 mod support;
+mod sys_net;
 mod vmodem_tests;

@@ -15,6 +15,9 @@
 //! spawns. The drivers feed it and carry out what it asks for.
 
 pub mod auth;
+pub mod config;
+pub mod daemon;
 pub mod driver;
 pub mod proto;
+pub mod sys;
 pub mod vmodem;

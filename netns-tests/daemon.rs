@@ -1,0 +1,469 @@
+//! The pool daemon end to end: real pppd clients dial through vmodem into `nasd`, which
+//! routes them through its TUN device, masquerades them to an "internet" namespace, stops
+//! spoofed packets, answers proxy ARP on a LAN, and cleans up after itself.
+
+use crate::support::netns::{NetNs, Proc};
+use crate::support::topology::{icmp_sink, ip, tcp_sink, veth};
+use crate::support::uml::{GuestOptions, LineKind, PppdGuest};
+use crate::support::vmodem::Vmodem;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn nasd() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_nasd"))
+}
+
+/// The guest's dial script (chat through vmodem) and hang-up script.
+const GUEST_FILES: &str = r#"
+rig_setup() {
+cat > /etc/ppp/dial.chat <<'EOF'
+ABORT BUSY
+TIMEOUT 30
+"" "\rATZ"
+OK ATDT5551234
+CONNECT ""
+EOF
+cat > /etc/ppp/hangup.chat <<'EOF'
+TIMEOUT 3
+"" "\d+++\d\c"
+"" "\rATH0"
+OK ""
+EOF
+cat > /etc/ppp/dial.opts <<'EOF'
+connect "/usr/sbin/chat -v -s -f /etc/ppp/dial.chat"
+disconnect "/usr/sbin/chat -v -s -f /etc/ppp/hangup.chat"
+EOF
+}
+"#;
+
+struct Nas {
+    proc: Proc,
+}
+
+impl Nas {
+    fn start(ns: &NetNs, config: &Path) -> Nas {
+        let mut cmd = ns.command(nasd());
+        cmd.arg("--config").arg(config).stdin(Stdio::null());
+        let proc = Proc::spawn(cmd).unwrap();
+        assert!(
+            proc.stderr.wait_for("state=Idle", Duration::from_secs(30)),
+            "nasd did not become ready:\n{}",
+            proc.stderr.text()
+        );
+        Nas { proc }
+    }
+    fn log(&self) -> String {
+        self.proc.stderr.text()
+    }
+}
+
+fn config(dir: &Path, lines: usize, network_extra: &str) -> std::path::PathBuf {
+    let d = dir.display();
+    let mut c = format!(
+        r#"[network]
+local_ip = "10.0.0.1"
+pool = "10.0.0.100-10.0.0.199"
+dns = ["10.0.0.1"]
+tun = "nasd0"
+{network_extra}
+
+[ppp]
+auth = ["chap", "pap"]
+echo_interval = 10
+
+[auth]
+secrets = "{d}/secrets"
+
+[control]
+socket = "{d}/control.sock"
+"#
+    );
+    for i in 0..lines {
+        c.push_str(&format!(
+            "\n[[port]]\nname = \"m{i}\"\ndevice = \"{d}/server{i}\"\nmode = \"modem\"\n\
+             flow_control = \"none\"\nlock_dir = \"{d}\"\n"
+        ));
+    }
+    let path = dir.join("nasd.toml");
+    std::fs::write(&path, c).unwrap();
+    std::fs::write(
+        dir.join("secrets"),
+        "dial * dial\nfixed * fixed 10.0.0.150\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(dir.join("secrets"), mode).unwrap();
+    }
+    path
+}
+
+fn guest(vm: &Vmodem, line: usize, user: &str) -> PppdGuest {
+    let (g, _) = PppdGuest::spawn(GuestOptions {
+        ctl: true,
+        line: LineKind::Path,
+        line_path: Some(vm.client(line)),
+        conf_extra: GUEST_FILES.into(),
+        user: user.into(),
+        password: user.into(),
+        timeout: Duration::from_secs(240),
+        ..GuestOptions::ctl()
+    })
+    .unwrap();
+    g
+}
+
+fn dial(g: &mut PppdGuest, nas: &Nas) {
+    let rc = g
+        .ctl("ppp_up file /etc/ppp/dial.opts", Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        rc,
+        0,
+        "dial-in failed:\n{}\nnasd:\n{}",
+        g.console(),
+        nas.log()
+    );
+}
+
+fn vmodem(lines: &str) -> Vmodem {
+    Vmodem::start(&[
+        "--lines",
+        lines,
+        "--number",
+        "5551234",
+        "--rate",
+        "2000000",
+        "--ring-interval-ms",
+        "300",
+    ])
+}
+
+fn table_exists(ns: &NetNs) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "nasd",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn masquerade_to_the_internet_with_a_1mb_transfer_and_no_spoofing() {
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    let inet = NetNs::new().unwrap();
+    veth(
+        &nas_ns,
+        "inet0",
+        "198.51.100.1/24",
+        &inet,
+        "eth0",
+        "198.51.100.2/24",
+    );
+    let cfg = config(
+        vm.dir(),
+        1,
+        "masquerade = \"inet0\"\nisolate_clients = true",
+    );
+    let mut nas = Nas::start(&nas_ns, &cfg);
+    assert!(table_exists(&nas_ns), "table inet nasd is installed");
+    let mut g = guest(&vm, 0, "dial");
+    dial(&mut g, &nas);
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for("session up", Duration::from_secs(10))
+    );
+    let route = ip(&nas_ns, &["-4", "route", "show", "10.0.0.100"]);
+    assert!(route.contains("dev nasd0"), "host route: {route}");
+
+    // Ping and 1 MB through the masquerade; the internet host has no route back to the pool.
+    let icmp = icmp_sink(&inet);
+    let rc = g
+        .ctl("ping -c 2 -W 3 198.51.100.2", Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(rc, 0, "{}", nas.log());
+    let sink = tcp_sink(&inet, 5001);
+    let (rc, out) = g
+        .ctl_output(
+            "dd if=/dev/urandom of=/tmp/x bs=1024 count=1024 2>/dev/null && md5sum /tmp/x && \
+             nc 198.51.100.2 5001 < /tmp/x",
+            Duration::from_secs(120),
+        )
+        .unwrap();
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        sink.stdout.wait_for("\"md5\"", Duration::from_secs(60)),
+        "{}",
+        sink.stderr.text()
+    );
+    let last = sink.stdout.text().lines().last().unwrap_or("").to_string();
+    let got: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(got["bytes"], 1024 * 1024);
+    assert!(
+        out.contains(got["md5"].as_str().unwrap()),
+        "byte for byte: {out} vs {got}"
+    );
+    assert_eq!(got["peer"], "198.51.100.1", "masqueraded source");
+
+    // Spoofed sources (an outside address, and another user's pool address) never leave.
+    for spoof in ["203.0.113.9", "10.0.0.150"] {
+        g.ctl(
+            &format!("ip addr add {spoof}/32 dev lo"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let cmd = format!("ping -I {spoof} -c 3 -W 1 198.51.100.2");
+        g.ctl(&cmd, Duration::from_secs(20)).unwrap();
+    }
+    // A last legitimate ping proves the capture was running all along.
+    assert_eq!(
+        g.ctl("ping -c 1 -W 3 198.51.100.2", Duration::from_secs(20))
+            .unwrap(),
+        0
+    );
+    assert!(
+        icmp.stdout
+            .wait_for_count("echo_from", 3, Duration::from_secs(10))
+    );
+    let seen = icmp.stdout.text();
+    assert!(
+        !seen.contains("203.0.113.9") && !seen.contains("10.0.0.150"),
+        "spoofed packets left: {seen}"
+    );
+
+    // SIGTERM: the call ends cleanly, the table goes.
+    nas.proc.signal("TERM");
+    let t0 = std::time::Instant::now();
+    nas.proc.wait(Duration::from_secs(10)).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
+    assert!(nas.log().contains("reason=admin"), "{}", nas.log());
+    assert!(!table_exists(&nas_ns), "table inet nasd removed at exit");
+}
+
+#[test]
+fn proxy_arp_makes_a_caller_reachable_from_the_lan() {
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    let lan = NetNs::new().unwrap();
+    veth(&nas_ns, "lan0", "10.0.0.2/24", &lan, "eth0", "10.0.0.50/24");
+    let cfg = config(vm.dir(), 1, "proxy_arp = true");
+    let nas = Nas::start(&nas_ns, &cfg);
+    let mut g = guest(&vm, 0, "dial");
+    dial(&mut g, &nas);
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for("session up", Duration::from_secs(10))
+    );
+    // The LAN host reaches the caller directly, no NAT, through proxy ARP.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lan.name(),
+            "ping",
+            "-c",
+            "2",
+            "-W",
+            "3",
+            "10.0.0.100",
+        ])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{shown}\n{}", nas.log());
+    let neigh = ip(&lan, &["neigh", "show", "10.0.0.100"]);
+    let link = ip(&nas_ns, &["link", "show", "lan0"]);
+    let nas_mac = link
+        .split("link/ether ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next());
+    assert!(
+        neigh.contains(nas_mac.unwrap()),
+        "answered by the NAS: {neigh} / {link}"
+    );
+    // The caller hangs up: the proxy entry goes.
+    g.ctl("ppp_down", Duration::from_secs(30)).unwrap();
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for("session ended", Duration::from_secs(20)),
+        "{}",
+        nas.log()
+    );
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for("released", Duration::from_secs(10)),
+        "{}",
+        nas.log()
+    );
+    let proxies = ip(&nas_ns, &["neigh", "show", "proxy"]);
+    assert!(!proxies.contains("10.0.0.100"), "{proxies}");
+}
+
+#[test]
+fn proxy_arp_without_a_lan_fails_at_start_with_a_clear_message() {
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    let cfg = config(vm.dir(), 1, "proxy_arp = true");
+    let mut cmd = nas_ns.command(nasd());
+    cmd.arg("--config").arg(&cfg).stdin(Stdio::null());
+    let mut p = Proc::spawn(cmd).unwrap();
+    let st = p.wait(Duration::from_secs(20)).unwrap();
+    assert!(!st.success());
+    let err = p.stderr.text();
+    assert!(
+        err.contains("10.0.0.100-10.0.0.199"),
+        "names the pool: {err}"
+    );
+    assert!(
+        err.to_lowercase().contains("interface"),
+        "names the problem: {err}"
+    );
+}
+
+#[test]
+fn a_killed_nasd_leaves_nothing_after_a_restart() {
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    let inet = NetNs::new().unwrap();
+    veth(
+        &nas_ns,
+        "inet0",
+        "198.51.100.1/24",
+        &inet,
+        "eth0",
+        "198.51.100.2/24",
+    );
+    let cfg = config(vm.dir(), 1, "masquerade = \"inet0\"");
+    let mut nas = Nas::start(&nas_ns, &cfg);
+    let mut g = guest(&vm, 0, "fixed");
+    dial(&mut g, &nas);
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for("session up", Duration::from_secs(10))
+    );
+    assert!(
+        ip(&nas_ns, &["-4", "route"]).contains("10.0.0.150"),
+        "the fixed address"
+    );
+    // SIGKILL: nothing is cleaned up ...
+    nas.proc.signal("KILL");
+    let _ = nas.proc.wait(Duration::from_secs(10));
+    g.ctl("ppp_down", Duration::from_secs(30)).unwrap();
+    assert!(table_exists(&nas_ns));
+    // ... until nasd starts again: the stale table is replaced, stale routes removed.
+    let mut nas = Nas::start(&nas_ns, &cfg);
+    assert!(table_exists(&nas_ns));
+    let routes = ip(&nas_ns, &["-4", "route"]);
+    assert!(
+        !routes.contains("10.0.0.150"),
+        "stale route removed: {routes}"
+    );
+    nas.proc.signal("TERM");
+    nas.proc.wait(Duration::from_secs(10)).unwrap();
+    assert!(!table_exists(&nas_ns));
+    let routes = ip(&nas_ns, &["-4", "route"]);
+    assert!(
+        !routes.contains("10.0.0.1"),
+        "no routes into the pool: {routes}"
+    );
+}
+
+#[test]
+fn sighup_adds_a_port_and_reloads_users_during_a_call() {
+    let vm = vmodem("2");
+    let nas_ns = NetNs::new().unwrap();
+    let cfg = config(vm.dir(), 1, "");
+    let nas = Nas::start(&nas_ns, &cfg);
+    let mut g = guest(&vm, 0, "dial");
+    dial(&mut g, &nas);
+    // Add the second port and a new user; reload.
+    config(vm.dir(), 2, "");
+    std::fs::write(vm.dir().join("secrets"), "dial * dial\nnewbie * newbie\n").unwrap();
+    nas.proc.signal("HUP");
+    let ready = nas
+        .proc
+        .stderr
+        .wait_for_count("state=Idle", 2, Duration::from_secs(20));
+    assert!(ready, "{}", nas.log());
+    // The live call was not dropped.
+    let rc = g
+        .ctl("ping -c 1 -W 3 10.0.0.1", Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(rc, 0, "{}", nas.log());
+    assert!(!nas.log().contains("session ended"), "{}", nas.log());
+    // The new user dials in on the new line.
+    let mut g2 = guest(&vm, 1, "newbie");
+    dial(&mut g2, &nas);
+    assert_eq!(
+        g2.ctl("ping -c 1 -W 3 10.0.0.1", Duration::from_secs(20))
+            .unwrap(),
+        0
+    );
+    assert!(nas.log().contains("user=newbie"), "{}", nas.log());
+}
+
+#[test]
+fn check_rejects_broken_configurations_with_line_numbers() {
+    let dir = std::env::temp_dir().join(format!("nasd-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = config(&dir, 1, "");
+    let ok = Command::new(nasd())
+        .arg("--config")
+        .arg(&good)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = std::fs::read_to_string(&good).unwrap();
+    let no_device: Vec<&str> = text.lines().filter(|l| !l.starts_with("device")).collect();
+    for (broken, needle) in [
+        (
+            text.replace("10.0.0.100-10.0.0.199", "10.0.0.300-10.0.0.399"),
+            "nasd.toml:3:",
+        ),
+        (
+            text.replace("pool = \"10.0.0.100-10.0.0.199\"", "pool = \"10.0.0.0/24\""),
+            "nasd.toml:",
+        ),
+        (
+            text.replace("tun = \"nasd0\"", "tun = \"nasd0\"\ncolour = \"blue\""),
+            "colour",
+        ),
+        (no_device.join("\n"), "device"),
+    ] {
+        std::fs::write(&good, &broken).unwrap();
+        let out = Command::new(nasd())
+            .arg("--config")
+            .arg(&good)
+            .arg("--check")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted:\n{broken}");
+        assert!(err.contains(needle), "`{needle}` not in: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
