@@ -467,3 +467,63 @@ fn check_rejects_broken_configurations_with_line_numbers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn isolated_clients_cannot_reach_each_other_and_sessions_time_out() {
+    let vm = vmodem("2");
+    let nas_ns = NetNs::new().unwrap();
+    let cfg = config(vm.dir(), 2, "isolate_clients = true");
+    // A session limit of 8 seconds for everybody.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "echo_interval = 10",
+            "echo_interval = 10\nsession_timeout = 8",
+        ),
+    )
+    .unwrap();
+    // With forwarding on, the kernel would carry A's packets back out to B: only the
+    // isolation can stop them.
+    let fwd = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            nas_ns.name(),
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])
+        .status()
+        .unwrap();
+    assert!(fwd.success());
+    let nas = Nas::start(&nas_ns, &cfg);
+    let mut a = guest(&vm, 0, "dial");
+    let mut b = guest(&vm, 1, "fixed");
+    dial(&mut a, &nas);
+    dial(&mut b, &nas);
+    // Both reach the NAS, neither reaches the other.
+    assert_eq!(
+        a.ctl("ping -c 1 -W 3 10.0.0.1", Duration::from_secs(20))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        b.ctl("ping -c 1 -W 3 10.0.0.1", Duration::from_secs(20))
+            .unwrap(),
+        0
+    );
+    assert_ne!(
+        a.ctl("ping -c 2 -W 1 10.0.0.150", Duration::from_secs(20))
+            .unwrap(),
+        0
+    );
+    // The session limit ends both calls with the right reason.
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for_count("reason=session-timeout", 2, Duration::from_secs(30)),
+        "{}",
+        nas.log()
+    );
+}

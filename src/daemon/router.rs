@@ -123,11 +123,11 @@ impl Router {
                 },
                 _ = cancel.cancelled() => return,
             };
-            self.from_tun(&buf[..n]);
+            self.deliver(&buf[..n]);
         }
     }
 
-    fn from_tun(&self, packet: &[u8]) {
+    fn deliver(&self, packet: &[u8]) {
         let Ok(h) = Ipv4HeaderSlice::from_slice(packet) else {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;

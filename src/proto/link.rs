@@ -527,6 +527,15 @@ impl Core {
                 self.tx.encoder.set_pfc(peer.pfc);
                 self.tx.encoder.set_acfc(peer.acfc);
                 self.rx_accm = self.lcp.acked_accm().unwrap_or(ACCM_ALL);
+                tracing::debug!(
+                    peer_mru = peer.mru,
+                    tx_accm = format_args!("{:#010x}", peer.accm),
+                    rx_accm = format_args!("{:#010x}", self.rx_accm),
+                    pfc = peer.pfc,
+                    acfc = peer.acfc,
+                    auth = ?self.lcp.auth(),
+                    "LCP opened"
+                );
                 self.lcp.start_echo(now);
                 self.begin_auth(now);
             }
@@ -656,6 +665,7 @@ impl Core {
     fn ipcp_signal(&mut self, now: Instant, s: Option<Signal>) {
         match s {
             Some(Signal::Up) => {
+                tracing::debug!(peer = %self.ipcp.peer_ip(), dns = ?self.ipcp.config().dns, "IPCP opened");
                 self.last_data = Some(now);
                 self.idle_at = self.idle_for.map(|d| now + d);
                 let cfg = self.ipcp.config();
