@@ -329,6 +329,9 @@ impl<H: PortHooks> Ctx<'_, H> {
                         let initial = std::mem::take(&mut self.pending);
                         let reason = self.call(port, &initial, Some(info)).await;
                         if self.cancel.is_cancelled() || self.calls_done() {
+                            if reason != DownReason::LostCarrier {
+                                hang_up_now(port, config).await;
+                            }
                             return Exit::Stop;
                         }
                         set_state(self.hooks, self.status, PortState::Initialising);
@@ -370,6 +373,23 @@ impl<H: PortHooks> Ctx<'_, H> {
             }
         }
     }
+}
+
+/// Hangs up quickly on the way out (nasd stopping): DTR low where the port has modem
+/// control lines, else `+++` with guard time and `ATH0`. Bounded to a few seconds.
+async fn hang_up_now(port: &mut Port, config: &ModemConfig) {
+    if port.modem_lines() {
+        let _ = port.set_dtr(false);
+        tokio::time::sleep(config.toggle_dtr).await;
+        return;
+    }
+    let escape = async {
+        tokio::time::sleep(config.guard_time).await;
+        port.stream.write_all(b"+++").await?;
+        tokio::time::sleep(config.guard_time).await;
+        port.stream.write_all(b"\rATH0\r").await
+    };
+    let _ = tokio::time::timeout(config.guard_time * 3, escape).await;
 }
 
 enum LoginOutcome {
