@@ -2,17 +2,13 @@
 //! routes them through its TUN device, masquerades them to an "internet" namespace, stops
 //! spoofed packets, answers proxy ARP on a LAN, and cleans up after itself.
 
-use crate::support::netns::{NetNs, Proc};
+use crate::support::netns::{NetNs, Proc, nasd};
 use crate::support::topology::{icmp_sink, ip, tcp_sink, veth};
 use crate::support::uml::{GuestOptions, LineKind, PppdGuest};
 use crate::support::vmodem::Vmodem;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn nasd() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_BIN_EXE_nasd"))
-}
 
 /// The guest's dial script (chat through vmodem) and hang-up script.
 const GUEST_FILES: &str = r#"

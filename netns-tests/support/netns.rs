@@ -227,6 +227,11 @@ pub fn nasd_line() -> std::path::PathBuf {
     bin("nasd-line", option_env!("CARGO_BIN_EXE_nasd-line"))
 }
 
+/// The path of the nasd binary (see [`bin`]).
+pub fn nasd() -> std::path::PathBuf {
+    bin("nasd", option_env!("CARGO_BIN_EXE_nasd"))
+}
+
 /// The path of the vmodem binary (see [`bin`]).
 pub fn vmodem() -> std::path::PathBuf {
     bin("vmodem", option_env!("CARGO_BIN_EXE_vmodem"))

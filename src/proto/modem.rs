@@ -167,6 +167,8 @@ pub enum ModemState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reset {
+    /// `AT` sent to a freshly opened modem.
+    Probe,
     /// DTR is low.
     DtrLow,
     /// DTR is back up; `AT` sent to see whether the modem is in command mode.
@@ -229,9 +231,15 @@ impl Modem {
         &self.config
     }
 
-    /// The port was opened: reset the modem and run the init chat.
+    /// The port was opened: reset the modem and run the init chat. A freshly opened modem
+    /// is usually in command mode already: an `AT` probe comes first, and only when it gets
+    /// no OK does the full reset (DTR, or `+++` and `ATH0`) follow.
     pub fn start(&mut self, now: Instant) {
-        self.begin_reset(now);
+        self.state = ModemState::Resetting;
+        self.line.clear();
+        self.reset = Some(Reset::Probe);
+        self.actions.push_back(ModemAction::Write(b"\r".to_vec()));
+        self.send(now, "AT", Duration::from_secs(1));
     }
 
     /// The call is over (PPP ended, or the call failed): hang up, reset and initialise the
@@ -370,8 +378,10 @@ impl Modem {
             }
             // Anything but OK (NO CARRIER, say) while hanging up just confirms the hang-up.
             ModemState::Resetting => {
-                if let (Some(Reset::DtrCheck | Reset::Escape | Reset::Hangup), ResultCode::Ok) =
-                    (self.reset, result)
+                if let (
+                    Some(Reset::Probe | Reset::DtrCheck | Reset::Escape | Reset::Hangup),
+                    ResultCode::Ok,
+                ) = (self.reset, result)
                 {
                     if self.reset == Some(Reset::Escape) {
                         self.reset = Some(Reset::Hangup);
@@ -457,6 +467,7 @@ impl Modem {
         self.deadline = None;
         match self.state {
             ModemState::Resetting => match self.reset {
+                Some(Reset::Probe) => self.begin_reset(now),
                 Some(Reset::DtrLow) => {
                     self.actions.push_back(ModemAction::SetDtr(true));
                     self.reset = Some(Reset::DtrCheck);
@@ -623,6 +634,9 @@ mod tests {
             };
             t.m.start(now);
             t.drain();
+            assert_eq!(t.written, ["\r", "AT\r"]);
+            // No answer to the probe: the full reset follows.
+            t.advance();
             t
         }
         fn drain(&mut self) {
@@ -690,6 +704,27 @@ mod tests {
         assert_eq!(c.text, "33600/ARQ/V42BIS");
         assert_eq!(c.caller.number.as_deref(), Some("5551234"));
         assert_eq!(c.caller.name.as_deref(), Some("ALICE"));
+    }
+
+    #[test]
+    fn a_modem_in_command_mode_is_initialised_at_once() {
+        let now = Instant::now();
+        let mut m = Modem::new(ModemConfig::default());
+        m.start(now);
+        m.handle_input(now, b"AT\r\r\nOK\r\n");
+        assert_eq!(m.state(), ModemState::Initialising);
+        let mut writes = vec![];
+        while let Some(a) = m.poll_action() {
+            writes.push(a);
+        }
+        assert_eq!(
+            writes.last(),
+            Some(&ModemAction::Write(b"ATQ0V1H0\r".to_vec()))
+        );
+        assert!(
+            !writes.contains(&ModemAction::SetDtr(false)),
+            "no DTR drop needed"
+        );
     }
 
     #[test]
