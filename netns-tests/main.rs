@@ -4,6 +4,7 @@ mod daemon;
 mod interop;
 mod modem_calls;
 mod port_lifecycle;
+mod radius;
 mod rig_smoke;
 mod support;
 mod sys_net;

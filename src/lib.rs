@@ -14,10 +14,12 @@
 //! Everything under [`proto`] is pure: it never reads a clock, never does I/O and never
 //! spawns. The drivers feed it and carry out what it asks for.
 
+pub mod accounting;
 pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod driver;
 pub mod proto;
+pub mod radius;
 pub mod sys;
 pub mod vmodem;

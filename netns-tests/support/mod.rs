@@ -1,5 +1,6 @@
 //! Shared helpers for the netns integration tests.
 
+pub mod freeradius;
 pub mod netns;
 pub mod topology;
 pub mod uml;

@@ -1,0 +1,1 @@
+//! RADIUS against a real FreeRADIUS: being written.

@@ -1,0 +1,1 @@
+//! FreeRADIUS started from its own config directory: being written.

@@ -1,0 +1,1 @@
+//! Durable accounting: being written.

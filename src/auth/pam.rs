@@ -1,0 +1,1 @@
+//! PAM for PAP: being written.
