@@ -335,6 +335,33 @@ fn proxy_arp_without_a_lan_fails_at_start_with_a_clear_message() {
 }
 
 #[test]
+fn a_missing_masquerade_interface_is_reported_and_forwarding_turned_on() {
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    // A new namespace starts with forwarding off.
+    let fwd = || {
+        let out = nas_ns
+            .command("cat")
+            .arg("/proc/sys/net/ipv4/ip_forward")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(fwd(), "0");
+    let cfg = config(vm.dir(), 1, "masquerade = \"wan9\"");
+    let mut nas = Nas::start(&nas_ns, &cfg);
+    let log = nas.log();
+    assert!(
+        log.contains("masquerade interface \"wan9\" does not exist"),
+        "warns about the missing uplink: {log}"
+    );
+    assert!(log.contains("IPv4 forwarding was off: enabled"), "{log}");
+    assert_eq!(fwd(), "1");
+    nas.proc.signal("TERM");
+    nas.proc.wait(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
 fn a_killed_nasd_leaves_nothing_after_a_restart() {
     let vm = vmodem("1");
     let nas_ns = NetNs::new().unwrap();

@@ -102,8 +102,21 @@ pub async fn run(
     net.cleanup_stale(tun.name(), spec.pool.0, spec.pool.1)
         .await
         .ok();
+    if let Some(out) = &spec.masquerade
+        && net.link_index(out).await.ok().flatten().is_none()
+    {
+        // It may come later (a PPPoE or LTE uplink); the rule matches it by name then.
+        tracing::warn!(
+            interface = %out,
+            "masquerade interface {out:?} does not exist (yet): callers' traffic reaches nothing beyond this server until it does"
+        );
+    }
     if spec.masquerade.is_some() || spec.proxy_arp {
-        crate::sys::sysctl::enable_ip_forward().context("enabling IPv4 forwarding")?;
+        let changed =
+            crate::sys::sysctl::enable_ip_forward().context("enabling IPv4 forwarding")?;
+        if changed {
+            tracing::info!("IPv4 forwarding was off: enabled (net.ipv4.ip_forward = 1)");
+        }
     }
     let firewall = Firewall::install(&FirewallConfig {
         tun: tun.name().to_string(),
