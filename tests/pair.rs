@@ -1028,6 +1028,48 @@ fn session_timeout_from_grant() {
 }
 
 #[test]
+fn session_timeout_changed_while_up_counts_from_the_grant() {
+    let mut p = client_pair(&[AuthProto::Pap], client_config());
+    p.auth = AuthPolicy::granting(Grant {
+        session_timeout: Some(secs(600)),
+        ..Grant::new(PEER_IP)
+    });
+    assert!(p.run_until_up(secs(10)));
+    let granted = p.server_up_at().expect("up");
+    p.run_for(secs(20));
+    // A CoA: 90 s from the grant, not from now.
+    let now = p.now;
+    assert!(p.server.set_session_timeout(now, Some(secs(90))));
+    assert!(p.run_until_server_down(secs(600)));
+    let (at, reason) = p.server_down().expect("down");
+    assert_eq!(reason, DownReason::SessionTimeout);
+    assert!(
+        at >= granted + secs(89) && at <= granted + secs(91),
+        "ended at {at:?}, granted at {granted:?}"
+    );
+}
+
+#[test]
+fn session_timeout_already_passed_ends_the_session_at_once() {
+    let mut p = client_pair(&[AuthProto::Pap], client_config());
+    assert!(p.run_until_up(secs(10)));
+    p.run_for(secs(30));
+    let now = p.now;
+    let t = now - p.base;
+    assert!(p.server.set_session_timeout(now, Some(secs(5))));
+    assert!(p.server.poll_timeout().is_some_and(|t| t <= now));
+    assert!(p.run_until_server_down(secs(600)));
+    assert_eq!(p.server_down(), Some((t, DownReason::SessionTimeout)));
+}
+
+#[test]
+fn session_timeout_cannot_be_set_before_authorisation() {
+    let mut p = client_pair(&[AuthProto::Pap], client_config());
+    let now = p.now;
+    assert!(!p.server.set_session_timeout(now, Some(secs(5))));
+}
+
+#[test]
 fn idle_timeout_from_grant() {
     let mut p = client_pair(&[AuthProto::Pap], client_config());
     p.auth = AuthPolicy::granting(Grant {

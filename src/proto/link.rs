@@ -243,6 +243,8 @@ struct Core {
     reason: Option<DownReason>,
     start_at: Option<Instant>,
     session_at: Option<Instant>,
+    /// When the session was authorised (the origin of the session time limit).
+    granted_at: Option<Instant>,
     idle_for: Option<Duration>,
     idle_at: Option<Instant>,
     last_data: Option<Instant>,
@@ -280,6 +282,7 @@ impl Link {
                 reason: None,
                 start_at: None,
                 session_at: None,
+                granted_at: None,
                 idle_for: None,
                 idle_at: None,
                 last_data: None,
@@ -342,6 +345,15 @@ impl Link {
     pub fn close(&mut self, now: Instant, reason: DownReason) {
         self.core.close(now, reason);
         self.decoder.set_accm(self.core.rx_accm);
+    }
+
+    /// Changes the session time limit while the session runs (a RADIUS CoA-Request with
+    /// Session-Timeout): counted from when the session was authorised, as the original limit
+    /// was; `None` removes the limit. A limit already passed ends the session at the next
+    /// [`handle_timeout`](Self::handle_timeout), which [`poll_timeout`](Self::poll_timeout)
+    /// then asks for at once. Before authorisation it does nothing and returns false.
+    pub fn set_session_timeout(&mut self, now: Instant, limit: Option<Duration>) -> bool {
+        self.core.set_session_timeout(now, limit)
     }
 
     /// The line went away (carrier lost, EOF): the session ends at once.
@@ -656,6 +668,7 @@ impl Core {
         self.idle_for = grant.idle_timeout.or(self.config.idle_timeout);
         let session = grant.session_timeout.or(self.config.session_timeout);
         self.session_at = session.map(|d| now + d);
+        self.granted_at = Some(now);
         self.grant = Some(grant);
         let s1 = self.ipcp.fsm.open(now, &mut self.ipcp.policy, &mut self.tx);
         self.ipcp_signal(now, s1);
@@ -751,6 +764,17 @@ impl Core {
                 self.idle_at = Some(last + idle);
             }
         }
+    }
+
+    fn set_session_timeout(&mut self, now: Instant, limit: Option<Duration>) -> bool {
+        let Some(granted) = self.granted_at else {
+            return false;
+        };
+        if self.done {
+            return false;
+        }
+        self.session_at = limit.map(|d| (granted + d).max(now));
+        true
     }
 
     fn close(&mut self, now: Instant, reason: DownReason) {
