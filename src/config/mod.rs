@@ -47,7 +47,25 @@
 //! group = "dialout"              # group owning the socket (default: root's)
 //!
 //! [accounting]
-//! journal = "/var/lib/nasd/accounting.jsonl"
+//! journal = "/var/lib/nasd/accounting.jsonl" # every start, interim and stop, fsync'd
+//! interim_interval = 300         # seconds between interim records; 0 = none
+//!
+//! [radius]                       # absent: no RADIUS
+//! authenticate = true            # check credentials with RADIUS (default true)
+//! accounting = true              # send accounting to RADIUS (default true)
+//! nas_identifier = "nasd"        # NAS-Identifier (default: [auth] name)
+//! nas_ip = "192.0.2.10"          # NAS-IP-Address (default: none sent)
+//! timeout = 3                    # seconds per try, 1-60
+//! retries = 3                    # tries per server before the next, 1-10
+//! dae_listen = "0.0.0.0:3799"    # RFC 5176 Disconnect/CoA server (absent: off)
+//! [[radius.server]]              # one or more, tried in order (fail-over)
+//! address = "192.0.2.1"
+//! secret = "shared-secret"
+//! auth_port = 1812
+//! acct_port = 1813
+//! [[radius.dae_client]]          # who may send Disconnect/CoA requests
+//! address = "192.0.2.1"
+//! secret = "shared-secret"
 //!
 //! [[port]]                       # one table per line; at least one
 //! device = "/dev/ttyUSB0"        # required; need not exist yet
@@ -223,11 +241,60 @@ pub struct ControlConfig {
     pub group: Option<String>,
 }
 
-/// `[accounting]`: where finished sessions are recorded.
+/// `[accounting]`: where sessions are recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountingConfig {
     /// The JSON-lines journal of sessions.
     pub journal: PathBuf,
+    /// Time between interim records of a running session (`None`: none).
+    pub interim_interval: Option<Duration>,
+}
+
+/// One RADIUS server (or one client allowed to send Disconnect/CoA requests).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RadiusPeer {
+    /// Its address.
+    pub address: core::net::IpAddr,
+    /// The shared secret.
+    pub secret: String,
+    /// Its authentication port (1812).
+    pub auth_port: u16,
+    /// Its accounting port (1813).
+    pub acct_port: u16,
+}
+
+impl fmt::Debug for RadiusPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RadiusPeer")
+            .field("address", &self.address)
+            .field("secret", &"<redacted>")
+            .field("auth_port", &self.auth_port)
+            .field("acct_port", &self.acct_port)
+            .finish()
+    }
+}
+
+/// `[radius]`: a pool of RADIUS servers shared with other NAS boxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusSettings {
+    /// The servers, in the order they are tried.
+    pub servers: Vec<RadiusPeer>,
+    /// Check credentials with RADIUS.
+    pub authenticate: bool,
+    /// Send accounting records to RADIUS.
+    pub accounting: bool,
+    /// NAS-Identifier.
+    pub nas_identifier: String,
+    /// NAS-IP-Address, if any.
+    pub nas_ip: Option<Ipv4Addr>,
+    /// How long one try waits for an answer.
+    pub timeout: Duration,
+    /// Tries per server before the next.
+    pub retries: u32,
+    /// Where the RFC 5176 server listens (`None`: off).
+    pub dae_listen: Option<core::net::SocketAddr>,
+    /// Who may send Disconnect and CoA requests.
+    pub dae_clients: Vec<RadiusPeer>,
 }
 
 /// How a port is used.
@@ -333,6 +400,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[accounting]`.
     pub accounting: AccountingConfig,
+    /// `[radius]` (`None`: no RADIUS).
+    pub radius: Option<RadiusSettings>,
     /// The `[[port]]`s, in file order (at least one).
     pub ports: Vec<PortConfig>,
     source: String,

@@ -93,6 +93,44 @@ pub(super) struct Control {
 pub(super) struct Accounting {
     #[serde(default)]
     pub journal: Option<Str>,
+    #[serde(default)]
+    pub interim_interval: Option<Num>,
+}
+
+/// `[radius]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Radius {
+    #[serde(default)]
+    pub server: Option<Spanned<Vec<RadiusServer>>>,
+    #[serde(default)]
+    pub authenticate: Option<bool>,
+    #[serde(default)]
+    pub accounting: Option<bool>,
+    #[serde(default)]
+    pub nas_identifier: Option<Str>,
+    #[serde(default)]
+    pub nas_ip: Option<Str>,
+    #[serde(default)]
+    pub timeout: Option<Num>,
+    #[serde(default)]
+    pub retries: Option<Num>,
+    #[serde(default)]
+    pub dae_listen: Option<Str>,
+    #[serde(default)]
+    pub dae_client: Option<Spanned<Vec<RadiusServer>>>,
+}
+
+/// One `[[radius.server]]` or `[[radius.dae_client]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RadiusServer {
+    pub address: Str,
+    pub secret: Str,
+    #[serde(default)]
+    pub auth_port: Option<Num>,
+    #[serde(default)]
+    pub acct_port: Option<Num>,
 }
 
 /// `mode` of a `[[port]]`.

@@ -738,7 +738,7 @@ fn unknown_keys_and_sections_have_lines() {
         8,
         "[accounting] unknown key `radius`",
     );
-    let s = one_error(&plus("[radius]\nserver = 1"), 7, "unknown section [radius]");
+    let s = one_error(&plus("[sip]\nserver = 1"), 7, "unknown section [sip]");
     assert!(s.starts_with("nasd.toml:7:2: "), "{s}");
     one_error(&plus("[ppp.lcp]\nx = 1"), 7, "[ppp] unknown key `lcp`");
     // Dotted keys name the same tables.
@@ -930,7 +930,7 @@ device = "/dev/ttyS0"
         (24, "[[port]] ttyS0 device"),
         (
             26,
-            "unknown section [extra]; the sections are [network], [ppp], [auth], [control], [accounting] and [[port]]",
+            "unknown section [extra]; the sections are [network], [ppp], [auth], [control], [accounting], [radius] and [[port]]",
         ),
     ];
     let want: Vec<_> = want.iter().map(|(l, m)| (*l, m.to_string())).collect();
@@ -1085,5 +1085,81 @@ fn secrets_file_warnings_only_when_passwords_are_checked() {
             .warnings()
             .iter()
             .any(|w| w.contains("anyone"))
+    );
+}
+
+// ---- [radius] and [accounting] -----------------------------------------------------------
+
+#[test]
+fn radius_servers_and_dae_are_read_with_defaults() {
+    let c = parse(&plus(
+        "[radius]\nnas_ip = \"192.0.2.10\"\ndae_listen = \"127.0.0.1\"\n\
+         [[radius.server]]\naddress = \"127.0.0.1\"\nsecret = \"s1\"\n\
+         [[radius.server]]\naddress = \"::1\"\nsecret = \"s2\"\nauth_port = 18120\nacct_port = 18130\n\
+         [[radius.dae_client]]\naddress = \"127.0.0.1\"\nsecret = \"d\"\n",
+    ));
+    let r = c.radius.expect("radius");
+    assert_eq!(r.servers.len(), 2);
+    assert_eq!(r.servers[0].auth_port, 1812);
+    assert_eq!(r.servers[0].acct_port, 1813);
+    assert_eq!(r.servers[1].auth_port, 18120);
+    assert_eq!(
+        r.servers[1].address,
+        "::1".parse::<core::net::IpAddr>().unwrap()
+    );
+    assert!(r.authenticate && r.accounting);
+    assert_eq!(r.nas_identifier, "nasd");
+    assert_eq!(r.nas_ip, Some(Ipv4Addr::new(192, 0, 2, 10)));
+    assert_eq!(r.timeout, Duration::from_secs(3));
+    assert_eq!(r.retries, 3);
+    assert_eq!(r.dae_listen, Some("127.0.0.1:3799".parse().unwrap()));
+    assert_eq!(r.dae_clients.len(), 1);
+    // The secret never shows in Debug output.
+    assert!(!format!("{r:?}").contains("s1"));
+    assert_eq!(
+        c.accounting.interim_interval,
+        Some(Duration::from_secs(300))
+    );
+    assert!(parse(MINIMAL).radius.is_none());
+}
+
+#[test]
+fn radius_problems_are_reported_with_their_lines() {
+    one_error(&plus("[radius]\ntimeout = 3\n"), 7, "no [[radius.server]]");
+    one_error(
+        &plus("[radius]\n[[radius.server]]\naddress = \"radius.example\"\nsecret = \"s\"\n"),
+        9,
+        "is not an IP address",
+    );
+    one_error(
+        &plus("[radius]\n[[radius.server]]\naddress = \"127.0.0.1\"\nsecret = \"\"\n"),
+        10,
+        "shared secret is empty",
+    );
+    one_error(
+        &plus(
+            "[radius]\ndae_listen = \"0.0.0.0:3799\"\n[[radius.server]]\naddress = \"127.0.0.1\"\nsecret = \"s\"\n",
+        ),
+        8,
+        "no [[radius.dae_client]]",
+    );
+    one_error(
+        &plus(
+            "[radius]\nretries = 0\n[[radius.server]]\naddress = \"127.0.0.1\"\nsecret = \"s\"\n",
+        ),
+        8,
+        "too small",
+    );
+    one_error(
+        &plus(
+            "[radius]\nserver_addr = \"x\"\n[[radius.server]]\naddress = \"127.0.0.1\"\nsecret = \"s\"\n",
+        ),
+        8,
+        "unknown key",
+    );
+    one_error(
+        &plus("[accounting]\ninterim_interval = -1\n"),
+        8,
+        "interim_interval",
     );
 }

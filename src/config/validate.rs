@@ -13,6 +13,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 mod ports;
+mod radius;
 mod sections;
 
 type Span = Range<usize>;
@@ -49,6 +50,7 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
     let mut auth = None;
     let mut control = None;
     let mut accounting = None;
+    let mut radius = None;
     let mut ports = None;
     for (key, value) in root.get_ref().iter() {
         let name: &str = key.get_ref();
@@ -58,12 +60,15 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
             "auth" => auth = cx.section::<raw::Auth>("[auth]", value),
             "control" => control = cx.section::<raw::Control>("[control]", value),
             "accounting" => accounting = cx.section::<raw::Accounting>("[accounting]", value),
+            "radius" => {
+                radius = Some((cx.section::<raw::Radius>("[radius]", value), key.span()));
+            }
             "port" => ports = Some(cx.port_tables(value)),
             _ => cx.error(
                 Some(key.span()),
                 format!(
                     "unknown section [{name}]; the sections are [network], [ppp], [auth], \
-                     [control], [accounting] and [[port]]"
+                     [control], [accounting], [radius] and [[port]]"
                 ),
             ),
         }
@@ -104,6 +109,10 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
     let auth = cx.auth(auth.unwrap_or_default(), &ppp, checks_passwords);
     let control = cx.control(control.unwrap_or_default());
     let accounting = cx.accounting(accounting.unwrap_or_default());
+    let radius = match radius {
+        Some((Some(r), span)) => cx.radius(r, span, &auth),
+        _ => None,
+    };
 
     match network {
         Some(network) if cx.problems.is_empty() => Ok(Config {
@@ -112,6 +121,7 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
             auth,
             control,
             accounting,
+            radius,
             ports,
             source: source.to_string(),
             warnings: cx.warnings,

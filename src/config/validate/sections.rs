@@ -312,6 +312,11 @@ impl Ctx<'_> {
     pub(super) fn accounting(&mut self, a: raw::Accounting) -> AccountingConfig {
         AccountingConfig {
             journal: self.path("[accounting] journal", &a.journal, DEFAULT_JOURNAL),
+            interim_interval: self.secs_or_off(
+                "[accounting] interim_interval",
+                &a.interim_interval,
+                300,
+            ),
         }
     }
 }
