@@ -4,10 +4,13 @@
 #   ppp              /usr/sbin/pppd, the real PPP client (run inside the UML guest)
 #   busybox-static   the guest's shell and tools (insmod, ip, ping, stty)
 #   iproute2 nftables iputils-ping   host-side network namespace tests
+#   freeradius freeradius-utils       a real RADIUS server and radclient for the RADIUS tests
+#   libpam-wrapper                    pam_wrapper and pam_matrix: PAM tests without system users
+#   libpam0g-dev                      libpam.so to link against (nonstick)
 # Nothing is done when every package is already installed.
 set -euo pipefail
 
-PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping)
+PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping freeradius freeradius-utils libpam-wrapper libpam0g-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
