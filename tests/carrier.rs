@@ -87,7 +87,7 @@ async fn dcd_drop_ends_the_session_within_a_second() {
     let session = tokio::spawn(async move {
         let mut link = Link::new(LinkConfig::default(), [3; 32]);
         let mut hooks = Accept(Some(up_tx));
-        let mut host = HostPackets { to_host, from_host };
+        let mut host = HostPackets::new(to_host, from_host);
         session::run(
             &mut nas_io,
             &[],
@@ -140,7 +140,7 @@ async fn a_steady_carrier_keeps_the_session() {
     let session = tokio::spawn(async move {
         let mut link = Link::new(LinkConfig::default(), [3; 32]);
         let mut hooks = Accept(Some(up_tx));
-        let mut host = HostPackets { to_host, from_host };
+        let mut host = HostPackets::new(to_host, from_host);
         session::run(
             &mut nas_io,
             &[],

@@ -230,7 +230,7 @@ impl Shared {
                 shared: self.clone(),
                 up: false,
             },
-            HostPackets { to_host, from_host },
+            HostPackets::new(to_host, from_host),
         )
     }
 }

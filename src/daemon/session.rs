@@ -65,7 +65,7 @@ impl PortHooks for PortHooksImpl {
             inbox,
             user: String::new(),
         };
-        (s, HostPackets { to_host, from_host })
+        (s, HostPackets::new(to_host, from_host))
     }
 
     fn session_ended(&mut self, s: Session, reason: DownReason, stats: LinkStats) {

@@ -6,13 +6,13 @@
 //! documents (line bytes, IP packets, events, deadline).
 
 use crate::proto::auth::{AuthRequest, AuthResult};
-use crate::proto::link::{DownReason, Link, LinkEvent, SessionInfo};
+use crate::proto::link::{DownReason, Link, LinkEvent, LinkStats, SessionInfo};
 use crate::proto::modem::NoCarrierWatch;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// A verdict being worked out (PAM, RADIUS and files can all take time).
@@ -37,6 +37,30 @@ pub struct HostPackets {
     pub to_host: mpsc::Sender<Vec<u8>>,
     /// Packets from the host (TUN) for the peer.
     pub from_host: mpsc::Receiver<Vec<u8>>,
+    /// Requests from the daemon while the session runs (counters, limits), if any.
+    pub control: Option<mpsc::Receiver<SessionCommand>>,
+}
+
+impl HostPackets {
+    /// The two packet directions, without a control channel.
+    pub fn new(to_host: mpsc::Sender<Vec<u8>>, from_host: mpsc::Receiver<Vec<u8>>) -> Self {
+        Self {
+            to_host,
+            from_host,
+            control: None,
+        }
+    }
+}
+
+/// What the daemon may ask of a running session.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Send the link's counters now (accounting, `nasctl sessions`).
+    Stats(oneshot::Sender<LinkStats>),
+    /// Change the session time limit, counted from authorisation (RADIUS CoA
+    /// Session-Timeout); `None` removes it. The answer is false when the session was not
+    /// yet authorised.
+    SessionTimeout(Option<Duration>, oneshot::Sender<bool>),
 }
 
 /// How long the last frames (Terminate-Ack, ...) may take to leave after the link is down.
@@ -167,6 +191,18 @@ where
                     link.lower_down(Instant::now());
                 }
             }
+            c = next_command(&mut host.control), if host.control.is_some() => {
+                match c {
+                    Some(SessionCommand::Stats(reply)) => {
+                        let _ = reply.send(link.stats());
+                    }
+                    Some(SessionCommand::SessionTimeout(limit, reply)) => {
+                        let _ = reply.send(link.set_session_timeout(Instant::now(), limit));
+                    }
+                    // The daemon let go of the channel: no more commands.
+                    None => host.control = None,
+                }
+            }
             _ = cancel.cancelled(), if !cancelled => {
                 cancelled = true;
                 link.close(Instant::now(), DownReason::Admin);
@@ -186,6 +222,15 @@ where
     tracing::info!(reason = %reason, "session down");
     hooks.down(reason);
     reason
+}
+
+async fn next_command(
+    control: &mut Option<mpsc::Receiver<SessionCommand>>,
+) -> Option<SessionCommand> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
