@@ -153,9 +153,11 @@ fn run(args: Args) -> Result<()> {
                 "[network]\nlocal_ip = \"{SERVER}\"\npool = \"{CALLER}-{CALLER}\"\n\
                  tun = \"{TUN}\"\n\n[ppp]\nauth = [\"pap\"]\necho_interval = 0\n\
                  first_request_delay_ms = 0\nidle_timeout = 0\n\n[auth]\nsecrets = \"{}\"\n\n\
+                 [accounting]\njournal = \"{}/accounting.jsonl\"\n\n\
                  [[port]]\nname = \"bench\"\ndevice = \"{}\"\nmode = \"direct\"\n\
                  lock_dir = \"none\"\n",
                 secrets.display(),
+                dir.0.display(),
                 slave_path.display()
             ),
         )?;

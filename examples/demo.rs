@@ -97,6 +97,9 @@ secrets = "{d}/secrets"
 [control]
 socket = "{d}/control.sock"
 
+[accounting]
+journal = "{d}/accounting.jsonl"
+
 [[port]]
 name = "modem0"
 device = "{d}/server0"

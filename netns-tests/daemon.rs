@@ -33,14 +33,21 @@ EOF
 }
 "#;
 
-struct Nas {
-    proc: Proc,
+pub(crate) struct Nas {
+    pub(crate) proc: Proc,
 }
 
 impl Nas {
-    fn start(ns: &NetNs, config: &Path) -> Nas {
+    pub(crate) fn start(ns: &NetNs, config: &Path) -> Nas {
+        Self::start_with(ns, config, &[])
+    }
+    /// Starts nasd with these extra environment variables.
+    pub(crate) fn start_with(ns: &NetNs, config: &Path, env: &[(&str, String)]) -> Nas {
         let mut cmd = ns.command(nasd());
         cmd.arg("--config").arg(config).stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let proc = Proc::spawn(cmd).unwrap();
         assert!(
             proc.stderr.wait_for("state=Idle", Duration::from_secs(30)),
@@ -49,61 +56,142 @@ impl Nas {
         );
         Nas { proc }
     }
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.proc.stderr.text()
     }
 }
 
-fn config(dir: &Path, lines: usize, network_extra: &str) -> std::path::PathBuf {
-    let d = dir.display();
-    let mut c = format!(
-        r#"[network]
+/// A generated nasd configuration: `lines` modem ports on vmodem's `DIR/server<i>`, the
+/// journal and control socket in `DIR`, the secrets file `DIR/secrets` (users `dial` and
+/// `fixed`, each with its name as password; `fixed` gets 10.0.0.150).
+pub(crate) struct Cfg<'a> {
+    pub lines: usize,
+    /// Extra lines of `[network]`.
+    pub network: &'a str,
+    /// `[ppp] auth`.
+    pub ppp_auth: &'a str,
+    /// The body of `[auth]` (`secrets = "DIR/secrets"` when empty).
+    pub auth: &'a str,
+    /// Extra lines of `[accounting]`.
+    pub accounting: &'a str,
+    /// More sections at the end (`[radius]`, ...).
+    pub tail: &'a str,
+}
+
+impl Default for Cfg<'_> {
+    fn default() -> Self {
+        Cfg {
+            lines: 1,
+            network: "",
+            ppp_auth: r#"["chap", "pap"]"#,
+            auth: "",
+            accounting: "",
+            tail: "",
+        }
+    }
+}
+
+impl Cfg<'_> {
+    /// Writes `DIR/nasd.toml` and `DIR/secrets`; the configuration's path.
+    pub(crate) fn write(&self, dir: &Path) -> std::path::PathBuf {
+        let d = dir.display();
+        let auth = if self.auth.is_empty() {
+            format!("secrets = \"{d}/secrets\"")
+        } else {
+            self.auth.to_string()
+        };
+        let (network, ppp_auth, accounting, tail) =
+            (self.network, self.ppp_auth, self.accounting, self.tail);
+        let mut c = format!(
+            r#"[network]
 local_ip = "10.0.0.1"
 pool = "10.0.0.100-10.0.0.199"
 dns = ["10.0.0.1"]
 tun = "nasd0"
-{network_extra}
+{network}
 
 [ppp]
-auth = ["chap", "pap"]
+auth = {ppp_auth}
 echo_interval = 10
 
 [auth]
-secrets = "{d}/secrets"
+{auth}
 
 [control]
 socket = "{d}/control.sock"
+
+[accounting]
+journal = "{d}/accounting.jsonl"
+{accounting}
+
+{tail}
 "#
-    );
-    for i in 0..lines {
-        c.push_str(&format!(
-            "\n[[port]]\nname = \"m{i}\"\ndevice = \"{d}/server{i}\"\nmode = \"modem\"\n\
-             flow_control = \"none\"\nlock_dir = \"{d}\"\n"
-        ));
+        );
+        for i in 0..self.lines {
+            c.push_str(&format!(
+                "\n[[port]]\nname = \"m{i}\"\ndevice = \"{d}/server{i}\"\nmode = \"modem\"\n\
+                 flow_control = \"none\"\nlock_dir = \"{d}\"\n"
+            ));
+        }
+        let path = dir.join("nasd.toml");
+        std::fs::write(&path, c).unwrap();
+        std::fs::write(
+            dir.join("secrets"),
+            "dial * dial\nfixed * fixed 10.0.0.150\n",
+        )
+        .unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(dir.join("secrets"), mode).unwrap();
+        }
+        path
     }
-    let path = dir.join("nasd.toml");
-    std::fs::write(&path, c).unwrap();
-    std::fs::write(
-        dir.join("secrets"),
-        "dial * dial\nfixed * fixed 10.0.0.150\n",
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::Permissions::from_mode(0o600);
-        std::fs::set_permissions(dir.join("secrets"), mode).unwrap();
+}
+
+fn config(dir: &Path, lines: usize, network_extra: &str) -> std::path::PathBuf {
+    Cfg {
+        lines,
+        network: network_extra,
+        ..Cfg::default()
     }
-    path
+    .write(dir)
+}
+
+/// The accounting journal's records.
+pub(crate) fn journal(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("accounting.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 fn guest(vm: &Vmodem, line: usize, user: &str) -> PppdGuest {
+    guest_as(vm, line, user, user, false)
+}
+
+/// A pppd guest on vmodem's client line `line` with these credentials; `pap_only` makes it
+/// refuse CHAP.
+pub(crate) fn guest_as(
+    vm: &Vmodem,
+    line: usize,
+    user: &str,
+    password: &str,
+    pap_only: bool,
+) -> PppdGuest {
     let (g, _) = PppdGuest::spawn(GuestOptions {
         ctl: true,
         line: LineKind::Path,
         line_path: Some(vm.client(line)),
         conf_extra: GUEST_FILES.into(),
         user: user.into(),
-        password: user.into(),
+        password: password.into(),
+        pppd_extra: if pap_only {
+            vec!["refuse-chap".into()]
+        } else {
+            Vec::new()
+        },
         timeout: Duration::from_secs(240),
         ..GuestOptions::ctl()
     })
@@ -111,7 +199,7 @@ fn guest(vm: &Vmodem, line: usize, user: &str) -> PppdGuest {
     g
 }
 
-fn dial(g: &mut PppdGuest, nas: &Nas) {
+pub(crate) fn dial(g: &mut PppdGuest, nas: &Nas) {
     let rc = g
         .ctl("ppp_up file /etc/ppp/dial.opts", Duration::from_secs(60))
         .unwrap();
@@ -124,7 +212,7 @@ fn dial(g: &mut PppdGuest, nas: &Nas) {
     );
 }
 
-fn vmodem(lines: &str) -> Vmodem {
+pub(crate) fn vmodem(lines: &str) -> Vmodem {
     Vmodem::start(&[
         "--lines",
         lines,
@@ -249,6 +337,24 @@ fn masquerade_to_the_internet_with_a_1mb_transfer_and_no_spoofing() {
     );
     assert!(nas.log().contains("reason=admin"), "{}", nas.log());
     assert!(!table_exists(&nas_ns), "table inet nasd removed at exit");
+    // The accounting stop is on disk, with the megabyte, before Accounting-Off.
+    let recs = journal(vm.dir());
+    let kinds: Vec<_> = recs
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["accounting-on", "start", "stop", "accounting-off"],
+        "{recs:?}"
+    );
+    assert_eq!(recs[2]["terminate_cause"], "admin-reboot");
+    assert_eq!(recs[2]["user"], "dial");
+    assert!(
+        recs[2]["rx_bytes"].as_u64().unwrap() > 1024 * 1024,
+        "{:?}",
+        recs[2]
+    );
 }
 
 #[test]

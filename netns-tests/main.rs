@@ -1,5 +1,6 @@
 //! Integration tests on real network namespaces with real pppd clients (being written).
 
+mod aaa;
 mod daemon;
 mod interop;
 mod modem_calls;

@@ -9,6 +9,8 @@
 //! * `alice` / `alicepw`: Framed-IP-Address 10.9.0.7, Session-Timeout 600, Idle-Timeout 120,
 //!   Class "gold", Reply-Message "Hello alice".
 //! * `bob` / `bobpw`: no reply attributes.
+//! * `carol` / `carolpw`: Framed-IP-Address 10.0.0.177 (inside the daemon tests' pool),
+//!   Class "silver".
 //!
 //! Every Access-Accept and Access-Reject carries a Message-Authenticator (set in post-auth, as
 //! FreeRADIUS before 3.2.5 adds one only on request), and the client entry requires one in
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::netns::Proc;
+use super::netns::{NetNs, Proc};
 
 /// The shared secret of the 127.0.0.1 client.
 pub const SECRET: &str = "testing123";
@@ -55,6 +57,30 @@ pub struct FreeRadius {
     pub auth_port: u16,
     /// Accounting port on 127.0.0.1.
     pub acct_port: u16,
+    /// The network namespace it runs in, if any.
+    ns: Option<String>,
+}
+
+/// Runs the server from `dir` and waits until it is ready; its log if it does not come up.
+fn run(bin: &Path, dir: &Path, ns: Option<&str>) -> Result<Proc, String> {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.args(["-X", "-f", "-d"]).arg(dir).stdin(Stdio::null());
+    let proc = Proc::spawn(cmd).map_err(|e| format!("spawn freeradius: {e}"))?;
+    if proc
+        .stdout
+        .wait_for("Ready to process requests", Duration::from_secs(30))
+    {
+        Ok(proc)
+    } else {
+        Err(format!("{}{}", proc.stdout.text(), proc.stderr.text()))
+    }
 }
 
 fn free_port() -> io::Result<(UdpSocket, u16)> {
@@ -66,6 +92,11 @@ fn free_port() -> io::Result<(UdpSocket, u16)> {
 impl FreeRadius {
     /// Writes the config and starts the server; panics with its log if it does not come up.
     pub fn start() -> Self {
+        Self::start_in(None)
+    }
+
+    /// The same, inside a network namespace (its own 127.0.0.1).
+    pub fn start_in(ns: Option<&NetNs>) -> Self {
         let bin = require("freeradius");
         let mut last = String::new();
         // Free ports are found by binding and releasing them; another test may take one in
@@ -76,25 +107,36 @@ impl FreeRadius {
             let (b, acct_port) = free_port().expect("free port");
             write_config(dir.path(), auth_port, acct_port).expect("write FreeRADIUS config");
             drop((a, b));
-            let mut cmd = Command::new(&bin);
-            cmd.args(["-X", "-f", "-d"])
-                .arg(dir.path())
-                .stdin(Stdio::null());
-            let proc = Proc::spawn(cmd).expect("spawn freeradius");
-            if proc
-                .stdout
-                .wait_for("Ready to process requests", Duration::from_secs(30))
-            {
-                return Self {
-                    proc,
-                    dir,
-                    auth_port,
-                    acct_port,
-                };
+            match run(&bin, dir.path(), ns.map(NetNs::name)) {
+                Ok(proc) => {
+                    return Self {
+                        proc,
+                        dir,
+                        auth_port,
+                        acct_port,
+                        ns: ns.map(|n| n.name().to_string()),
+                    };
+                }
+                Err(log) => last = log,
             }
-            last = format!("{}{}", proc.stdout.text(), proc.stderr.text());
         }
         panic!("FreeRADIUS did not start:\n{last}");
+    }
+
+    /// Stops the server (as a crash or an outage would); [`FreeRadius::restart`] brings it
+    /// back with the same configuration, ports and detail file.
+    pub fn stop(&mut self) {
+        self.proc.signal("KILL");
+        let _ = self.proc.wait(Duration::from_secs(10));
+    }
+
+    /// Starts the server again after [`FreeRadius::stop`].
+    pub fn restart(&mut self) {
+        let bin = require("freeradius");
+        match run(&bin, self.dir.path(), self.ns.as_deref()) {
+            Ok(proc) => self.proc = proc,
+            Err(log) => panic!("FreeRADIUS did not start again:\n{log}"),
+        }
     }
 
     /// The server's debug output so far.
@@ -218,6 +260,10 @@ server default {{
       Reply-Message = "Hello alice"
 
 bob Cleartext-Password := "bobpw"
+
+carol Cleartext-Password := "carolpw"
+      Framed-IP-Address = 10.0.0.177,
+      Class = "silver"
 "#,
     )
 }
@@ -226,9 +272,24 @@ bob Cleartext-Password := "bobpw"
 /// `kind` (`disconnect`, `coa`, `auth`, ...) to `to` with one try and a 2 s timeout. Returns
 /// its exit success and everything it printed.
 pub fn radclient(to: &str, kind: &str, secret: &str, attrs: &str) -> (bool, String) {
+    radclient_in(None, to, kind, secret, attrs)
+}
+
+/// [`radclient`] inside a network namespace.
+pub fn radclient_in(
+    ns: Option<&NetNs>,
+    to: &str,
+    kind: &str,
+    secret: &str,
+    attrs: &str,
+) -> (bool, String) {
     use std::io::Write;
     let bin = require("radclient");
-    let mut child = Command::new(bin)
+    let mut cmd = match ns {
+        Some(ns) => ns.command(bin),
+        None => Command::new(bin),
+    };
+    let mut child = cmd
         .args(["-x", "-r", "1", "-t", "2", to, kind, secret])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

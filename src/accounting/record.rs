@@ -79,6 +79,10 @@ pub mod cause {
     pub const SESSION_TIMEOUT: &str = "session-timeout";
     /// An administrator ended the session.
     pub const ADMIN_RESET: &str = "admin-reset";
+    /// An administrator stopped nasd (SIGTERM) while the session was up.
+    pub const ADMIN_REBOOT: &str = "admin-reboot";
+    /// The peer stopped answering (LCP echo timeout).
+    pub const LOST_SERVICE: &str = "lost-service";
     /// nasd stopped (or crashed) while the session was up.
     pub const NAS_REBOOT: &str = "nas-reboot";
     /// nasd ended the session for another reason (e.g. echo timeout).

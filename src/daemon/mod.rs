@@ -2,16 +2,27 @@
 //! sessions, addresses from the pool or the secrets file, host routes, proxy ARP and the
 //! nftables table. No protocol logic lives here: it wires the port tasks to the OS.
 
+mod aaa;
+mod acct;
 pub mod pool;
+pub mod registry;
 pub mod router;
 mod session;
 
+use crate::accounting::{self, Accounting, Backoff, Body, Journal};
+use crate::auth::limiter::{Limiter, LimiterConfig};
+use crate::auth::pam::Pam;
 use crate::auth::secrets::Secrets;
+use crate::config::RadiusSettings;
 use crate::driver::port::{self, PortSpec};
 use crate::driver::tun::Tun;
+use crate::proto::auth::Secret;
+use crate::radius::{
+    DaeClient, DaeConfig, DaeServer, RadiusClient, RadiusClientConfig, ServerConfig,
+};
 use crate::sys::netlink::Net;
 use crate::sys::nft::{Firewall, FirewallConfig};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use pool::AddressPool;
 use router::Router;
 use std::collections::HashMap;
@@ -38,8 +49,16 @@ pub struct DaemonSpec {
     pub proxy_arp: bool,
     /// Drop traffic between dial-in users.
     pub isolate_clients: bool,
-    /// The pppd-style secrets file.
-    pub secrets: PathBuf,
+    /// The pppd-style secrets file (`None`: PAM or RADIUS decide).
+    pub secrets: Option<PathBuf>,
+    /// The PAM service checking PAP passwords.
+    pub pam_service: Option<String>,
+    /// RADIUS servers and the dynamic-authorisation listener.
+    pub radius: Option<RadiusSettings>,
+    /// The accounting journal.
+    pub journal: PathBuf,
+    /// Time between interim accounting records.
+    pub interim_interval: Option<Duration>,
     /// The server name matched against the secrets file's second column.
     pub server_name: String,
     /// The ports.
@@ -56,6 +75,42 @@ pub(crate) struct Shared {
     /// The LAN interface for proxy ARP.
     pub(crate) lan: Option<String>,
     pub(crate) next_session: std::sync::atomic::AtomicU64,
+    /// Live sessions.
+    pub(crate) registry: registry::Registry,
+    /// Per-session accounting tasks (waited for at shutdown).
+    pub(crate) tasks: tokio_util::task::TaskTracker,
+    /// The accounting journal.
+    pub(crate) accounting: Accounting,
+    /// Time between interim records.
+    pub(crate) interim_interval: Option<Duration>,
+    /// Makes Acct-Session-Ids unique across restarts.
+    pub(crate) boot_stamp: u64,
+    /// RADIUS, for authentication and/or accounting.
+    pub(crate) radius: Option<Arc<RadiusClient>>,
+    /// Whether RADIUS checks credentials.
+    pub(crate) radius_auth: bool,
+    /// PAM for PAP.
+    pub(crate) pam: Option<Pam>,
+    /// Failure limits per port and user.
+    pub(crate) limiter: Mutex<Limiter>,
+    /// NAS-Port numbers by port name, stable while nasd runs.
+    pub(crate) port_numbers: Mutex<HashMap<String, u32>>,
+    /// Set when nasd is stopping (sessions then end with cause admin-reboot).
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// The port's NAS-Port number: 1, 2, ... in the order ports were first started.
+    pub(crate) fn nas_port(&self, port: &str) -> u32 {
+        let mut m = self.port_numbers.lock().unwrap_or_else(|e| e.into_inner());
+        let next = u32::try_from(m.len() + 1).unwrap_or(u32::MAX);
+        *m.entry(port.to_string()).or_insert(next)
+    }
+
+    /// Whether nasd is stopping.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -67,7 +122,10 @@ impl std::fmt::Debug for Shared {
 /// How long sessions get to end cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-fn load_secrets(path: &std::path::Path) -> Result<Secrets> {
+fn load_secrets(path: Option<&std::path::Path>) -> Result<Secrets> {
+    let Some(path) = path else {
+        return Ok(Secrets::default());
+    };
     let (s, warnings) =
         Secrets::load(path).with_context(|| format!("secrets file {}", path.display()))?;
     for w in warnings {
@@ -84,7 +142,17 @@ pub async fn run(
     cancel: CancellationToken,
     mut reload: mpsc::Receiver<DaemonSpec>,
 ) -> Result<()> {
-    let secrets = load_secrets(&spec.secrets)?;
+    let secrets = load_secrets(spec.secrets.as_deref())?;
+    let radius = match &spec.radius {
+        Some(r) => Some(Arc::new(
+            RadiusClient::new(radius_client_config(r))
+                .await
+                .context("RADIUS client")?,
+        )),
+        None => None,
+    };
+    let forwarding = radius.is_some() && spec.radius.as_ref().is_some_and(|r| r.accounting);
+    let (accounting, boot_stamp) = open_accounting(&spec, radius.clone(), forwarding)?;
     let net = Net::new().context("netlink")?;
     let lan = if spec.proxy_arp {
         let (iface, _) = net
@@ -137,7 +205,23 @@ pub async fn run(
         net,
         lan,
         next_session: std::sync::atomic::AtomicU64::new(1),
+        registry: registry::Registry::default(),
+        tasks: tokio_util::task::TaskTracker::new(),
+        accounting,
+        interim_interval: spec.interim_interval,
+        boot_stamp,
+        radius_auth: spec.radius.as_ref().is_some_and(|r| r.authenticate),
+        radius,
+        pam: spec.pam_service.as_ref().map(|s| Pam::new(s.clone(), 8)),
+        limiter: Mutex::new(Limiter::new(LimiterConfig::default())),
+        port_numbers: Mutex::new(HashMap::new()),
+        stopping: std::sync::atomic::AtomicBool::new(false),
     });
+    if let Some(r) = &spec.radius
+        && let Some(listen) = r.dae_listen
+    {
+        start_dae(&shared, r, listen, &cancel).await?;
+    }
     tracing::info!(
         tun = %shared.router.tun().name(),
         ports = spec.ports.len(),
@@ -157,8 +241,35 @@ pub async fn run(
         }
     }
     tracing::info!("stopping: ending every session");
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let handles: Vec<_> = ports.into_values().map(|(_, _, h)| h).collect();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(handles)).await;
+    // Every session's Stop record is on disk before Accounting-Off.
+    shared.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(2), shared.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "accounting tasks did not finish: the journal's recovery will close those sessions at the next start"
+        );
+    }
+    acct::write(&shared, Body::AccountingOff).await;
+    match shared
+        .accounting
+        .clone()
+        .shutdown(Duration::from_secs(2))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            records = n,
+            "accounting records not yet delivered: they are kept in the journal and sent after the next start"
+        ),
+        Err(e) => tracing::error!(error = %e, "closing the accounting journal"),
+    }
     firewall.remove().await.ok();
     let spec = shared.spec.read().expect("spec").clone();
     shared
@@ -195,7 +306,7 @@ fn apply_reload(
     ports: &mut HashMap<String, (PortSpec, CancellationToken, JoinHandle<()>)>,
     cancel: &CancellationToken,
 ) {
-    match load_secrets(&new.secrets) {
+    match load_secrets(new.secrets.as_deref()) {
         Ok(s) => *shared.secrets.write().expect("secrets") = s,
         Err(e) => tracing::error!(error = %format!("{e:#}"), "reload: keeping the old secrets"),
     }
@@ -223,9 +334,6 @@ fn apply_reload(
 impl DaemonSpec {
     /// The daemon's view of a validated configuration.
     pub fn from_config(c: &crate::config::Config) -> Result<Self> {
-        let Some(secrets) = c.auth.secrets.clone() else {
-            bail!("[auth] secrets: a secrets file is needed (PAM is not available yet)");
-        };
         Ok(Self {
             tun: c.network.tun.clone(),
             local_ip: c.network.local_ip,
@@ -233,9 +341,125 @@ impl DaemonSpec {
             masquerade: c.network.masquerade.clone(),
             proxy_arp: c.network.proxy_arp,
             isolate_clients: c.network.isolate_clients,
-            secrets,
+            secrets: c.auth.secrets.clone(),
+            pam_service: c.auth.pam_service.clone(),
+            radius: c.radius.clone(),
+            journal: c.accounting.journal.clone(),
+            interim_interval: c.accounting.interim_interval,
             server_name: c.auth.name.clone(),
             ports: c.ports.iter().map(|p| c.port_spec(p)).collect(),
         })
     }
+}
+
+fn radius_client_config(r: &RadiusSettings) -> RadiusClientConfig {
+    let servers = r
+        .servers
+        .iter()
+        .map(|s| ServerConfig {
+            addr: s.address,
+            auth_port: s.auth_port,
+            acct_port: s.acct_port,
+            secret: Secret::new(s.secret.clone().into_bytes()),
+        })
+        .collect();
+    let mut c = RadiusClientConfig::new(servers, r.nas_identifier.clone());
+    c.timeout = r.timeout;
+    c.retries = r.retries;
+    c.nas_ip = r.nas_ip;
+    c
+}
+
+/// Opens the journal, closes the sessions a crash left open, writes Accounting-On and starts
+/// the forwarder; returns the handle and the boot stamp for Acct-Session-Ids.
+fn open_accounting(
+    spec: &DaemonSpec,
+    radius: Option<Arc<RadiusClient>>,
+    forwarding: bool,
+) -> Result<(Accounting, u64)> {
+    if let Some(dir) = spec.journal.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the journal's directory {}", dir.display()))?;
+    }
+    let now = unix_now();
+    let options = accounting::Options {
+        forwarding,
+        ..Default::default()
+    };
+    let (mut journal, recovery) = Journal::open(&spec.journal, options, now)
+        .with_context(|| format!("accounting journal {}", spec.journal.display()))?;
+    if recovery.corrupt_lines > 0 || recovery.torn_tail {
+        tracing::warn!(corrupt = recovery.corrupt_lines, torn_tail = recovery.torn_tail, journal = %spec.journal.display(), "the journal had damaged lines: skipped, the good records are kept");
+    }
+    for r in &recovery.closed {
+        if let Some(s) = r.body.session() {
+            tracing::warn!(acct_id = %s.session_id, user = %s.user, port = %s.port, "a session left open by a crash is closed (nas-reboot)");
+        }
+    }
+    journal
+        .append(Body::AccountingOn, now)
+        .context("writing Accounting-On to the journal")?;
+    let boot = recovery.boot_stamp;
+    let deliver: Option<Arc<dyn accounting::Deliver>> = match (forwarding, radius) {
+        (true, Some(client)) => Some(Arc::new(acct::RadiusDeliver {
+            client,
+            nas_session: accounting::new_session_id(boot, 0),
+        })),
+        _ => None,
+    };
+    let handle = Accounting::start(
+        journal,
+        deliver,
+        Backoff::default(),
+        accounting::system_clock(),
+    )
+    .context("starting the accounting writer")?;
+    Ok((handle, boot))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn start_dae(
+    shared: &Arc<Shared>,
+    r: &RadiusSettings,
+    listen: std::net::SocketAddr,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let clients = r
+        .dae_clients
+        .iter()
+        .map(|c| DaeClient {
+            addr: c.address,
+            secret: Secret::new(c.secret.clone().into_bytes()),
+        })
+        .collect();
+    let mut config = DaeConfig::new(clients);
+    config.listen = listen;
+    config.nas_identifier = Some(r.nas_identifier.clone());
+    let server = Arc::new(
+        DaeServer::bind(config)
+            .await
+            .with_context(|| format!("[radius] dae_listen: cannot listen on {listen}"))?,
+    );
+    tracing::info!(listen = %listen, "RADIUS dynamic authorisation (RFC 5176) listening");
+    let shared = shared.clone();
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        let handler = Arc::new(move |req| acct::dynamic_authorization(shared.clone(), req));
+        tokio::select! {
+            r = server.run(handler) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "the RADIUS dynamic authorisation listener failed");
+                }
+            }
+            _ = cancel.cancelled() => {}
+        }
+    });
+    Ok(())
 }

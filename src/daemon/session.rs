@@ -1,14 +1,20 @@
-//! Per-session wiring: authorisation (secrets and address assignment), the session's place
-//! on the datapath, its host route and proxy ARP entry, and their removal when it ends.
+//! Per-session wiring: the session's entry in the registry, authorisation (see
+//! [`aaa`](super::aaa)), its place on the datapath, its host route and proxy ARP entry, its
+//! accounting, and their removal when it ends.
 
 use super::Shared;
+use super::aaa::{self, AuthContext, Refusal};
+use super::acct::{self, AcctEvent};
+use super::registry::{SessionEntry, Stage};
 use crate::driver::port::{CallInfo, PortHooks, PortStatus};
 use crate::driver::session::{AuthFuture, Hooks, HostPackets};
-use crate::proto::auth::{AuthRequest, AuthResult, Credentials, Grant};
+use crate::proto::auth::{AuthRequest, AuthResult, Grant};
+use crate::proto::lcp::AuthProto;
 use crate::proto::link::{DownReason, LinkStats, SessionInfo};
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -16,11 +22,17 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct PortHooksImpl {
     shared: Arc<Shared>,
     port: String,
+    nas_port: u32,
 }
 
 impl PortHooksImpl {
     pub(crate) fn new(shared: Arc<Shared>, port: String) -> Self {
-        Self { shared, port }
+        let nas_port = shared.nas_port(&port);
+        Self {
+            shared,
+            port,
+            nas_port,
+        }
     }
 }
 
@@ -28,49 +40,79 @@ impl PortHooksImpl {
 pub(crate) struct Session {
     shared: Arc<Shared>,
     id: u64,
-    port: String,
-    caller: Option<String>,
+    cx: AuthContext,
     /// The assigned address, shared with the uplink task (anti-spoofing).
     ip: Arc<Mutex<Option<Ipv4Addr>>>,
     inbox: mpsc::Sender<Vec<u8>>,
     user: String,
+    /// RADIUS Class attributes, for accounting.
+    class: Arc<Mutex<Vec<Vec<u8>>>>,
+    acct: mpsc::UnboundedSender<AcctEvent>,
 }
 
 impl PortHooks for PortHooksImpl {
     type Session = Session;
 
-    fn new_session(
-        &mut self,
-        call: &CallInfo,
-        _kill: &CancellationToken,
-    ) -> (Session, HostPackets) {
-        let id = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
+    fn new_session(&mut self, call: &CallInfo, kill: &CancellationToken) -> (Session, HostPackets) {
+        let shared = &self.shared;
+        let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+        let acct_id = crate::accounting::new_session_id(shared.boot_stamp, id);
         let (to_host, to_host_rx) = mpsc::channel(64);
         let (inbox, from_host) = mpsc::channel(64);
+        let (control_tx, control_rx) = mpsc::channel(4);
         let ip = Arc::new(Mutex::new(None));
-        tokio::spawn(
-            self.shared
-                .router
-                .clone()
-                .run_uplink(ip.clone(), to_host_rx),
-        );
-        let caller = call.connect.as_ref().and_then(|c| c.caller.number.clone());
-        tracing::info!(port = %self.port, session = id, caller = ?caller, "call");
-        let s = Session {
-            shared: self.shared.clone(),
+        tokio::spawn(shared.router.clone().run_uplink(ip.clone(), to_host_rx));
+        let connect = call.connect.as_ref();
+        let caller = connect.and_then(|c| c.caller.number.clone());
+        tracing::info!(port = %self.port, session = id, acct_id = %acct_id, caller = ?caller, "call");
+        shared.registry.insert(SessionEntry {
             id,
+            acct_id: acct_id.clone(),
             port: self.port.clone(),
-            caller,
+            nas_port: self.nas_port,
+            user: String::new(),
+            ip: None,
+            caller: caller.clone(),
+            speed: connect.and_then(|c| c.speed),
+            auth: None,
+            stage: Stage::Starting,
+            started: SystemTime::now(),
+            up_at: None,
+            kill: kill.clone(),
+            control: control_tx,
+        });
+        let class = Arc::new(Mutex::new(Vec::new()));
+        let (acct, acct_rx) = mpsc::unbounded_channel();
+        shared.tasks.spawn(acct::session_task(
+            shared.clone(),
+            id,
+            class.clone(),
+            acct_rx,
+        ));
+        let s = Session {
+            shared: shared.clone(),
+            id,
+            cx: AuthContext {
+                port: self.port.clone(),
+                nas_port: self.nas_port,
+                caller,
+                connect_info: connect.map(|c| c.text.clone()).filter(|t| !t.is_empty()),
+                acct_id,
+            },
             ip,
             inbox,
             user: String::new(),
+            class,
+            acct,
         };
-        (s, HostPackets::new(to_host, from_host))
+        let mut host = HostPackets::new(to_host, from_host);
+        host.control = Some(control_rx);
+        (s, host)
     }
 
     fn session_ended(&mut self, s: Session, reason: DownReason, stats: LinkStats) {
         tracing::info!(
-            port = %s.port,
+            port = %s.cx.port,
             session = s.id,
             user = %s.user,
             reason = %reason,
@@ -78,38 +120,12 @@ impl PortHooks for PortHooksImpl {
             tx_bytes = stats.tx_bytes,
             "session ended"
         );
+        let _ = s.acct.send(AcctEvent::Ended(reason, stats));
+        self.shared.registry.remove(s.id);
     }
 
     fn status(&mut self, status: &PortStatus) {
         tracing::info!(port = %self.port, state = ?status.state, error = ?status.last_error, "port");
-    }
-}
-
-/// Decides on credentials and picks the address: the user's fixed one from the secrets
-/// file, else a free pool address the entry permits.
-fn decide(shared: &Shared, req: &AuthRequest) -> Result<Ipv4Addr, &'static str> {
-    let server = shared.spec.read().expect("spec").server_name.clone();
-    let secrets = shared.secrets.read().expect("secrets");
-    let entry = match &req.credentials {
-        Credentials::None => None,
-        _ => {
-            let e = secrets.lookup(&req.user, &server).ok_or("unknown user")?;
-            if !req.verify_secret(e.secret.expose()) {
-                return Err("wrong password");
-            }
-            if !e.allows_session() {
-                return Err("no address allowed for this user");
-            }
-            Some(e)
-        }
-    };
-    let mut pool = shared.pool.lock().expect("pool");
-    match entry.and_then(|e| e.fixed_address()) {
-        Some(ip) if pool.take(ip) => Ok(ip),
-        Some(_) => Err("the user's address is in use"),
-        None => pool
-            .allocate(|ip| entry.is_none_or(|e| e.permits(ip)))
-            .ok_or("the address pool is exhausted"),
     }
 }
 
@@ -118,19 +134,37 @@ impl Hooks for Session {
         let shared = self.shared.clone();
         let slot = self.ip.clone();
         let inbox = self.inbox.clone();
-        let (id, port) = (self.id, self.port.clone());
+        let class = self.class.clone();
+        let (id, cx) = (self.id, self.cx.clone());
         self.user.clone_from(&req.user);
         Box::pin(async move {
-            let ip = match decide(&shared, &req) {
-                Ok(ip) => ip,
+            let d = match aaa::decide(&shared, &cx, &req).await {
+                Ok(d) => d,
                 Err(why) => {
                     // Never the password: only the user name and the reason.
-                    tracing::warn!(port = %port, session = id, user = %req.user, reason = why, "authentication refused");
+                    let level_warn = !matches!(why, Refusal::Unavailable(_));
+                    if level_warn {
+                        tracing::warn!(port = %cx.port, session = id, user = %req.user, reason = %why.reason(), "authentication refused");
+                    } else {
+                        tracing::error!(port = %cx.port, session = id, user = %req.user, reason = %why.reason(), "authentication could not be completed");
+                    }
                     return AuthResult::Reject {
                         message: "Authentication failed".into(),
                     };
                 }
             };
+            let ip = d.ip;
+            let method = match (d.method, req.proto()) {
+                ("secrets", Some(AuthProto::Pap)) => "pap",
+                ("secrets", Some(AuthProto::ChapMd5)) => "chap",
+                (m, _) => m,
+            };
+            shared.registry.update(id, |e| {
+                e.user.clone_from(&req.user);
+                e.ip = Some(ip);
+                e.auth = Some(method);
+            });
+            *class.lock().unwrap_or_else(|e| e.into_inner()) = d.class;
             let (tun, local) = {
                 let spec = shared.spec.read().expect("spec");
                 (spec.tun.clone(), spec.local_ip)
@@ -146,20 +180,37 @@ impl Hooks for Session {
             }
             *slot.lock().expect("ip") = Some(ip);
             shared.router.register(ip, inbox);
-            AuthResult::Accept(Grant::new(ip))
+            let mut grant = Grant::new(ip);
+            grant.session_timeout = d.session_timeout;
+            grant.idle_timeout = d.idle_timeout;
+            if let Some(m) = d.message {
+                grant.message = m;
+            }
+            AuthResult::Accept(grant)
         })
     }
 
     fn up(&mut self, info: &SessionInfo) {
         tracing::info!(
-            port = %self.port,
+            port = %self.cx.port,
             session = self.id,
             user = %info.user,
             ip = %info.peer_ip,
-            caller = ?self.caller,
+            caller = ?self.cx.caller,
             mru = info.peer_mru,
             "session up"
         );
+        self.shared.registry.update(self.id, |e| {
+            e.stage = Stage::Up;
+            e.up_at = Some(SystemTime::now());
+            e.ip = Some(info.peer_ip);
+            if e.auth.is_none() {
+                e.auth = Some("none");
+            }
+        });
+        if let Some(e) = self.shared.registry.get(self.id) {
+            let _ = self.acct.send(AcctEvent::Up(Box::new(e)));
+        }
         // The path to the session respects its MRU.
         let shared = self.shared.clone();
         let (ip, mru) = (info.peer_ip, u32::from(info.peer_mru));
