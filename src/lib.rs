@@ -16,6 +16,7 @@
 
 pub mod accounting;
 pub mod auth;
+pub mod capture;
 pub mod config;
 pub mod daemon;
 pub mod driver;

@@ -14,6 +14,7 @@
 
 pub mod netlink;
 pub mod nft;
+pub mod notify;
 pub mod sysctl;
 
 use std::fmt;
