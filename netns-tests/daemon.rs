@@ -656,3 +656,46 @@ fn isolated_clients_cannot_reach_each_other_and_sessions_time_out() {
         nas.log()
     );
 }
+
+#[test]
+fn systemd_hears_ready_watchdog_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    let cfg = config(vm.dir(), 1, "");
+    let sock_path = vm.dir().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let env = [
+        ("NOTIFY_SOCKET", sock_path.display().to_string()),
+        ("WATCHDOG_USEC", "400000".to_string()),
+    ];
+    let mut nas = Nas::start_with(&nas_ns, &cfg, &env);
+    let mut buf = [0u8; 4096];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification within 20 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut wait_for = |what: &str| {
+        let mut seen = Vec::new();
+        loop {
+            let m = next();
+            if m.contains(what) {
+                return seen;
+            }
+            seen.push(m);
+            assert!(seen.len() < 100, "no {what}: {seen:?}");
+        }
+    };
+    assert!(wait_for("READY=1").is_empty(), "READY=1 comes first");
+    // Keep-alives at half the watchdog period.
+    wait_for("WATCHDOG=1");
+    wait_for("WATCHDOG=1");
+    nas.proc.signal("HUP");
+    wait_for("RELOADING=1");
+    wait_for("READY=1");
+    nas.proc.signal("TERM");
+    wait_for("STOPPING=1");
+    nas.proc.wait(Duration::from_secs(10)).unwrap();
+}

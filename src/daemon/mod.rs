@@ -22,6 +22,7 @@ use crate::radius::{
 };
 use crate::sys::netlink::Net;
 use crate::sys::nft::{Firewall, FirewallConfig};
+use crate::sys::notify;
 use anyhow::{Context, Result};
 use pool::AddressPool;
 use router::Router;
@@ -231,15 +232,23 @@ pub async fn run(
 
     let mut ports: HashMap<String, (PortSpec, CancellationToken, JoinHandle<()>)> = HashMap::new();
     start_ports(&shared, &spec.ports, &mut ports, &cancel);
+    // Under systemd (Type=notify): ready now, and keep-alives at half the watchdog period.
+    notify(notify::ready());
+    let watchdog = notify::watchdog_interval().map(|d| d / 2);
+    let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             new = reload.recv() => {
                 let Some(new) = new else { continue };
+                notify(notify::reloading());
                 apply_reload(&shared, new, &mut ports, &cancel);
+                notify(notify::ready());
             }
+            _ = keepalive.tick(), if watchdog.is_some() => notify(notify::watchdog()),
         }
     }
+    notify(notify::stopping());
     tracing::info!("stopping: ending every session");
     shared
         .stopping
@@ -462,4 +471,11 @@ async fn start_dae(
         }
     });
     Ok(())
+}
+
+/// Logs a failed systemd notification (nasd goes on: the service manager will say more).
+fn notify(r: std::io::Result<bool>) {
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
 }
