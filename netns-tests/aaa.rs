@@ -63,6 +63,18 @@ fn journal_of(dir: &Path, kind: &str, user: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until the guest's pppd (and its disconnect script) has exited.
+fn wait_pppd_gone(g: &mut crate::support::uml::PppdGuest) {
+    let rc = g
+        .ctl(
+            "n=0; while pidof pppd chat >/dev/null && [ $n -lt 150 ]; do usleep 100000; \
+             n=$((n+1)); done; ! pidof pppd chat",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!(rc, 0, "pppd still running:\n{}", g.console());
+}
+
 fn radius_section(rad: &FreeRadius, dae_port: Option<u16>) -> String {
     let mut s = format!(
         "[radius]\ntimeout = 1\nretries = 1\n\
@@ -190,6 +202,34 @@ fn radius_pap_chap_framed_ip_accounting_and_disconnect() {
         "User-Name = \"bob\"\n",
     );
     assert!(out.contains("Disconnect-NAK"), "{out}");
+    // bob again: a CoA-Request cuts his session time to 1 s (counted from his login, so
+    // already over): the session ends with Session-Timeout.
+    wait_pppd_gone(&mut g);
+    dial(&mut g, &nas);
+    assert!(eventually(Duration::from_secs(10), || records(
+        &rad, "Start", "bob"
+    )
+    .len()
+        == 2));
+    let (ok, out) = radclient_in(
+        Some(&nas_ns),
+        "127.0.0.1:3799",
+        "coa",
+        SECRET,
+        "User-Name = \"bob\"\nSession-Timeout = 1\n",
+    );
+    assert!(ok && out.contains("CoA-ACK"), "{out}\n{}", nas.log());
+    assert!(
+        eventually(Duration::from_secs(30), || records(&rad, "Stop", "bob")
+            .len()
+            == 2),
+        "{}",
+        nas.log()
+    );
+    assert_eq!(
+        records(&rad, "Stop", "bob")[1]["Acct-Terminate-Cause"],
+        "Session-Timeout"
+    );
     drop(g);
 
     // Wrong passwords, PAP and CHAP: refused by RADIUS, no session.

@@ -310,6 +310,63 @@ alice       *       'it\'s'        *   # comment
         assert!(e.to_string().contains("bad address"), "{e}");
     }
 
+    /// Debian's ppp package ships these (`/usr/share/ppp/`): mgetty's AUTO_PPP convention,
+    /// where `""` means "the system password" and `-` blocks system accounts.
+    #[test]
+    fn debians_example_files() {
+        let pap = Secrets::parse(include_str!("testdata/debian-pap-secrets")).unwrap();
+        assert_eq!(pap.entries().len(), 6);
+        let any = pap.lookup("alice", "hostname").unwrap();
+        assert_eq!((any.client.as_str(), any.secret.expose()), ("*", &b""[..]));
+        assert_eq!(any.addresses, [AddrSpec::Any]);
+        // An empty secret lets nobody in by itself, not even with an empty password.
+        for password in ["", "anything"] {
+            let req = crate::proto::auth::AuthRequest {
+                user: "alice".into(),
+                credentials: crate::proto::auth::Credentials::Pap {
+                    password: Secret::new(password),
+                },
+            };
+            assert!(!req.verify_secret(any.secret.expose()), "{password:?}");
+        }
+        for blocked in ["guest", "master", "root", "support", "stats"] {
+            let e = pap.lookup(blocked, "hostname").unwrap();
+            assert_eq!(e.client, blocked);
+            assert!(!e.allows_session(), "{blocked} may not use PPP");
+        }
+        // The chap-secrets example holds only comments.
+        let chap = Secrets::parse(include_str!("testdata/debian-chap-secrets")).unwrap();
+        assert!(chap.entries().is_empty());
+    }
+
+    #[test]
+    fn edge_cases() {
+        let s = Secrets::parse(
+            "\t tab\t*\tt1\t10.0.0.5 10.0.0.6\n\
+             \"\" * empty-name\n\
+             quoted \"*\" q\n\
+             esc * \"a\\\"b\"\n\
+             hash * \"#notacomment\" # a comment\n\
+             \n   \n# only a comment\n",
+        )
+        .unwrap();
+        assert_eq!(s.entries().len(), 5);
+        let t = s.lookup("tab", "nasd").unwrap();
+        assert_eq!(t.fixed_address(), Some(Ipv4Addr::new(10, 0, 0, 5)));
+        assert!(t.permits(Ipv4Addr::new(10, 0, 0, 6)));
+        assert!(!t.permits(Ipv4Addr::new(10, 0, 0, 7)));
+        assert_eq!(s.lookup("", "nasd").unwrap().secret.expose(), b"empty-name");
+        assert_eq!(s.lookup("esc", "x").unwrap().secret.expose(), b"a\"b");
+        assert_eq!(
+            s.lookup("hash", "x").unwrap().secret.expose(),
+            b"#notacomment"
+        );
+        // Exact names beat wildcards whatever the order; the earliest line wins a tie.
+        let s = Secrets::parse("* * wild\nbob * first\nbob * second\n").unwrap();
+        assert_eq!(s.lookup("bob", "x").unwrap().secret.expose(), b"first");
+        assert_eq!(s.lookup("eve", "x").unwrap().secret.expose(), b"wild");
+    }
+
     #[test]
     fn secrets_stay_out_of_debug() {
         let s = Secrets::parse("u * topsecret\n").unwrap();

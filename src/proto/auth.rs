@@ -83,6 +83,9 @@ impl AuthRequest {
     pub fn verify_secret(&self, secret: &[u8]) -> bool {
         match &self.credentials {
             Credentials::None => true,
+            // pppd's `""` secret means "check the system password" (its `login` option): it
+            // never lets anyone in by itself, not even with an empty password.
+            _ if secret.is_empty() => false,
             Credentials::Pap { password } => ct_eq(password.expose(), secret),
             Credentials::ChapMd5 {
                 id,
