@@ -82,6 +82,7 @@
 //! lock_dir = "/var/lock"         # UUCP lock files; "none" = no lock
 //! toggle_dtr_ms = 500            # DTR low this long to hang up
 //! login = false                  # overrides [ppp] login for this port
+//! number = "5551234"             # the line's telephone number (Called-Station-Id)
 //! ```
 
 mod pool;
@@ -344,6 +345,8 @@ pub struct PortConfig {
     pub toggle_dtr: Duration,
     /// Text login before PPP on this port (`None`: as `[ppp] login`).
     pub login: Option<bool>,
+    /// The line's telephone number (RADIUS Called-Station-Id).
+    pub number: Option<String>,
 }
 
 impl PortConfig {

@@ -178,4 +178,6 @@ pub(super) struct Port {
     pub toggle_dtr_ms: Option<Num>,
     #[serde(default)]
     pub login: Option<bool>,
+    #[serde(default)]
+    pub number: Option<Str>,
 }

@@ -286,6 +286,7 @@ fn defaults() {
             lock_dir: Some(PathBuf::from("/var/lock")),
             toggle_dtr: Duration::from_millis(500),
             login: None,
+            number: None,
         }
     );
     // The defaults are the engine's defaults.
@@ -1162,4 +1163,11 @@ fn radius_problems_are_reported_with_their_lines() {
         8,
         "interim_interval",
     );
+}
+
+#[test]
+fn a_port_may_name_its_telephone_number() {
+    let c = parse(&with("", "number = \"+1 555 1234\""));
+    assert_eq!(c.ports[0].number.as_deref(), Some("+1 555 1234"));
+    one_error(&with("", "number = \"\""), 8, "is not a telephone number");
 }

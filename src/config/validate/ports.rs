@@ -175,6 +175,24 @@ impl Ctx<'_> {
                     "; the port cannot be locked and opened until it does",
                 );
             }
+            let number = match &p.number {
+                Some(n)
+                    if n.get_ref().is_empty()
+                        || n.get_ref().len() > 64
+                        || n.get_ref().chars().any(|c| c.is_control()) =>
+                {
+                    self.error(
+                        Some(n.span()),
+                        format!(
+                            "{label} number: \"{}\" is not a telephone number (1 to 64 \
+                             printable characters)",
+                            n.get_ref()
+                        ),
+                    );
+                    None
+                }
+                n => n.as_ref().map(|n| n.get_ref().clone()),
+            };
             if mode == LineMode::Direct {
                 let modem_only: [(&str, Option<Span>); 6] = [
                     ("init", p.init.as_ref().map(|v| v.span())),
@@ -213,6 +231,7 @@ impl Ctx<'_> {
                 lock_dir,
                 toggle_dtr: Duration::from_millis(toggle_dtr),
                 login: p.login,
+                number,
             });
         }
         out
