@@ -7,10 +7,12 @@
 #   freeradius freeradius-utils       a real RADIUS server and radclient for the RADIUS tests
 #   libpam-wrapper                    pam_wrapper and pam_matrix: PAM tests without system users
 #   libpam0g-dev                      libpam.so to link against (nonstick)
+#   tshark                            decodes the pcap files `nasctl capture` writes (tests)
+#   systemd                           systemd-analyze verify for the unit file (tests)
 # Nothing is done when every package is already installed.
 set -euo pipefail
 
-PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping freeradius freeradius-utils libpam-wrapper libpam0g-dev)
+PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping freeradius freeradius-utils libpam-wrapper libpam0g-dev tshark systemd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
