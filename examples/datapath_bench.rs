@@ -152,13 +152,14 @@ fn run(args: Args) -> Result<()> {
             format!(
                 "[network]\nlocal_ip = \"{SERVER}\"\npool = \"{CALLER}-{CALLER}\"\n\
                  tun = \"{TUN}\"\n\n[ppp]\nauth = [\"pap\"]\necho_interval = 0\n\
-                 first_request_delay_ms = 0\nidle_timeout = 0\n\n[auth]\nsecrets = \"{}\"\n\n\
-                 [accounting]\njournal = \"{}/accounting.jsonl\"\n\n\
-                 [[port]]\nname = \"bench\"\ndevice = \"{}\"\nmode = \"direct\"\n\
+                 first_request_delay_ms = 0\nidle_timeout = 0\n\n[auth]\nsecrets = \"{secrets}\"\n\n\
+                 [control]\nsocket = \"{dir}/nasd.sock\"\n\n\
+                 [accounting]\njournal = \"{dir}/accounting.jsonl\"\n\n\
+                 [[port]]\nname = \"bench\"\ndevice = \"{slave}\"\nmode = \"direct\"\n\
                  lock_dir = \"none\"\n",
-                secrets.display(),
-                dir.0.display(),
-                slave_path.display()
+                secrets = secrets.display(),
+                dir = dir.0.display(),
+                slave = slave_path.display()
             ),
         )?;
         cmd.arg("--config").arg(&config);

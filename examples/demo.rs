@@ -3,7 +3,9 @@
 //! `ATDT5551234` with a chat script, authenticate (CHAP and PAP), get their addresses and
 //! DNS server, and reach a host in an "internet" namespace through nasd's masquerade.
 //!
-//! Run it with `sudo netns-tests/demo.sh` (it installs what it needs and builds first).
+//! Run it with `sudo netns-tests/demo.sh` (it installs what it needs and builds first). It
+//! runs once and exits (`--once`, the default, as CI runs it); `--stay` keeps the pool up
+//! after the tour until Enter is pressed, for trying `nasctl` by hand.
 
 #[path = "../netns-tests/support/mod.rs"]
 #[allow(dead_code)]
@@ -11,7 +13,7 @@ mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
-use support::netns::{NetNs, Proc, nasd};
+use support::netns::{NetNs, Proc, nasctl, nasd};
 use support::topology::{tcp_sink, veth};
 use support::uml::{GuestOptions, LineKind, PppdGuest};
 use support::vmodem::Vmodem;
@@ -61,7 +63,39 @@ fn step(g: &mut PppdGuest, who: &str, cmd: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Runs `nasctl ARGS` against the demo's nasd and prints what it says.
+fn show_nasctl(socket: &std::path::Path, args: &[&str]) -> Result<()> {
+    println!("$ nasctl {}", args.join(" "));
+    let out = std::process::Command::new(nasctl())
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        return Err(format!(
+            "nasctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
+    let mut stay = false;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--once" => stay = false,
+            "--stay" => stay = true,
+            "-h" | "--help" => {
+                println!("usage: demo [--once | --stay]");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
+        }
+    }
     println!("== vmodem: 2 lines, number 5551234, 115200 bit/s");
     let vm = Vmodem::start(&["--lines", "2", "--number", "5551234", "--rate", "115200"]);
     let nas_ns = NetNs::new()?;
@@ -95,7 +129,7 @@ auth = ["chap", "pap"]
 secrets = "{d}/secrets"
 
 [control]
-socket = "{d}/control.sock"
+socket = "{d}/nasd.sock"
 
 [accounting]
 journal = "{d}/accounting.jsonl"
@@ -158,6 +192,19 @@ lock_dir = "{d}"
             "[internet] received: {}",
             sink.stdout.text().lines().last().unwrap_or("")
         );
+    }
+    let socket = vm.dir().join("nasd.sock");
+    println!("== who is online");
+    show_nasctl(&socket, &["sessions"])?;
+    show_nasctl(&socket, &["ports"])?;
+    if stay {
+        println!(
+            "== the pool stays up: try `nasctl --socket {} sessions` (or stats, ports, kill); \
+             press Enter to end the demo",
+            socket.display()
+        );
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
     }
     step(&mut alice, "alice", "ppp_down")?;
     step(&mut bob, "bob", "ppp_down")?;

@@ -118,7 +118,7 @@ echo_interval = 10
 {auth}
 
 [control]
-socket = "{d}/control.sock"
+socket = "{d}/nasd.sock"
 
 [accounting]
 journal = "{d}/accounting.jsonl"

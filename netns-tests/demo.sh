@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 netns-tests/install-deps.sh
-cargo build --release --bin nasd --bin vmodem --example demo
-exec target/release/examples/demo
+cargo build --release --bin nasd --bin nasctl --bin vmodem --example demo
+exec target/release/examples/demo "$@"

@@ -2,8 +2,10 @@
 
 mod aaa;
 mod daemon;
+mod demo_run;
 mod interop;
 mod modem_calls;
+mod nasctl;
 mod port_lifecycle;
 mod radius;
 mod rig_smoke;

@@ -18,6 +18,7 @@ pub mod accounting;
 pub mod auth;
 pub mod capture;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod proto;

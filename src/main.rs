@@ -86,6 +86,11 @@ async fn serve(path: PathBuf, spec: DaemonSpec) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let c = cancel.clone();
+    // `nasctl reload` reads the configuration as SIGHUP does.
+    let reloader: daemon::Reloader = {
+        let path = path.clone();
+        std::sync::Arc::new(move || load(&path).map(|(_, spec)| spec))
+    };
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -104,5 +109,5 @@ async fn serve(path: PathBuf, spec: DaemonSpec) -> Result<()> {
         }
         c.cancel();
     });
-    daemon::run(spec, cancel, reload_rx).await
+    daemon::run_with(spec, cancel, reload_rx, Some(reloader)).await
 }

@@ -232,6 +232,11 @@ pub fn nasd() -> std::path::PathBuf {
     bin("nasd", option_env!("CARGO_BIN_EXE_nasd"))
 }
 
+/// The path of the nasctl binary (see [`bin`]).
+pub fn nasctl() -> std::path::PathBuf {
+    bin("nasctl", option_env!("CARGO_BIN_EXE_nasctl"))
+}
+
 /// The path of the vmodem binary (see [`bin`]).
 pub fn vmodem() -> std::path::PathBuf {
     bin("vmodem", option_env!("CARGO_BIN_EXE_vmodem"))

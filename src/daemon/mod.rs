@@ -4,6 +4,7 @@
 
 mod aaa;
 mod acct;
+pub(crate) mod monitor;
 pub mod pool;
 pub mod registry;
 pub mod router;
@@ -13,7 +14,7 @@ use crate::accounting::{self, Accounting, Backoff, Body, Journal};
 use crate::auth::limiter::{Limiter, LimiterConfig};
 use crate::auth::pam::Pam;
 use crate::auth::secrets::Secrets;
-use crate::config::RadiusSettings;
+use crate::config::{ControlConfig, RadiusSettings};
 use crate::driver::port::{self, PortSpec};
 use crate::driver::tun::Tun;
 use crate::proto::auth::Secret;
@@ -64,6 +65,19 @@ pub struct DaemonSpec {
     pub server_name: String,
     /// The ports.
     pub ports: Vec<PortSpec>,
+    /// The control socket (read at start only).
+    pub control: ControlConfig,
+}
+
+/// Reads the configuration again, for `nasctl reload` (what SIGHUP does): the new spec, or
+/// why the configuration is invalid.
+pub type Reloader = Arc<dyn Fn() -> std::result::Result<DaemonSpec, String> + Send + Sync>;
+
+/// A reload asked for on the control socket: the new spec, and where to say how many ports
+/// run after it.
+pub(crate) struct ReloadRequest {
+    pub(crate) spec: DaemonSpec,
+    pub(crate) done: tokio::sync::oneshot::Sender<usize>,
 }
 
 /// Shared by every port task and session.
@@ -98,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) port_numbers: Mutex<HashMap<String, u32>>,
     /// Set when nasd is stopping (sessions then end with cause admin-reboot).
     pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// Port states, capture taps and counters for the control socket.
+    pub(crate) monitor: monitor::Monitor,
 }
 
 impl Shared {
@@ -137,13 +153,26 @@ fn load_secrets(path: Option<&std::path::Path>) -> Result<Secrets> {
 
 /// Runs the daemon until `cancel`. Each spec arriving on `reload` replaces the running
 /// one: secrets are read again, removed ports stop, new ports start, unchanged ports (and
-/// their calls) go on.
+/// their calls) go on. `nasctl reload` is refused (use [`run_with`]).
 pub async fn run(
     spec: DaemonSpec,
     cancel: CancellationToken,
+    reload: mpsc::Receiver<DaemonSpec>,
+) -> Result<()> {
+    run_with(spec, cancel, reload, None).await
+}
+
+/// [`run`], with `reloader` reading the configuration again for `nasctl reload`.
+pub async fn run_with(
+    spec: DaemonSpec,
+    cancel: CancellationToken,
     mut reload: mpsc::Receiver<DaemonSpec>,
+    reloader: Option<Reloader>,
 ) -> Result<()> {
     let secrets = load_secrets(spec.secrets.as_deref())?;
+    // First, so that a bad [control] section fails before anything is changed; the socket
+    // file goes when `control` is dropped, on every way out of this function.
+    let control = crate::control::server::ControlServer::bind(&spec.control)?;
     let radius = match &spec.radius {
         Some(r) => Some(Arc::new(
             RadiusClient::new(radius_client_config(r))
@@ -217,6 +246,7 @@ pub async fn run(
         limiter: Mutex::new(Limiter::new(LimiterConfig::default())),
         port_numbers: Mutex::new(HashMap::new()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        monitor: monitor::Monitor::default(),
     });
     if let Some(r) = &spec.radius
         && let Some(listen) = r.dae_listen
@@ -232,6 +262,13 @@ pub async fn run(
 
     let mut ports: HashMap<String, (PortSpec, CancellationToken, JoinHandle<()>)> = HashMap::new();
     start_ports(&shared, &spec.ports, &mut ports, &cancel);
+    let (ctl_reload_tx, mut ctl_reload) = mpsc::channel::<ReloadRequest>(1);
+    let _socket = control.serve(
+        shared.clone(),
+        reloader,
+        ctl_reload_tx,
+        cancel.child_token(),
+    );
     // Under systemd (Type=notify): ready now, and keep-alives at half the watchdog period.
     notify(notify::ready());
     let watchdog = notify::watchdog_interval().map(|d| d / 2);
@@ -244,6 +281,12 @@ pub async fn run(
                 notify(notify::reloading());
                 apply_reload(&shared, new, &mut ports, &cancel);
                 notify(notify::ready());
+            }
+            Some(req) = ctl_reload.recv() => {
+                notify(notify::reloading());
+                apply_reload(&shared, req.spec, &mut ports, &cancel);
+                notify(notify::ready());
+                let _ = req.done.send(ports.len());
             }
             _ = keepalive.tick(), if watchdog.is_some() => notify(notify::watchdog()),
         }
@@ -327,6 +370,7 @@ fn apply_reload(
         _ => {
             tracing::info!(port = %name, "reload: stopping port");
             token.cancel();
+            shared.monitor.remove_port(name);
             false
         }
     });
@@ -337,6 +381,12 @@ fn apply_reload(
         }
     }
     start_ports(shared, &started, ports, cancel);
+    let mut new = new;
+    let old_control = shared.spec.read().expect("spec").control.clone();
+    if new.control != old_control {
+        tracing::warn!("reload: [control] changes take effect at the next start");
+        new.control = old_control;
+    }
     *shared.spec.write().expect("spec") = new;
 }
 
@@ -357,6 +407,7 @@ impl DaemonSpec {
             interim_interval: c.accounting.interim_interval,
             server_name: c.auth.name.clone(),
             ports: c.ports.iter().map(|p| c.port_spec(p)).collect(),
+            control: c.control.clone(),
         })
     }
 }

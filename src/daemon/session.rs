@@ -6,6 +6,7 @@ use super::Shared;
 use super::aaa::{self, AuthContext, Refusal};
 use super::acct::{self, AcctEvent};
 use super::registry::{SessionEntry, Stage};
+use crate::capture::CaptureTap;
 use crate::driver::port::{CallInfo, PortHooks, PortStatus};
 use crate::driver::session::{AuthFuture, Hooks, HostPackets};
 use crate::proto::auth::{AuthRequest, AuthResult, Grant};
@@ -23,15 +24,19 @@ pub(crate) struct PortHooksImpl {
     shared: Arc<Shared>,
     port: String,
     nas_port: u32,
+    /// The port's capture tap, handed to each session.
+    tap: CaptureTap,
 }
 
 impl PortHooksImpl {
     pub(crate) fn new(shared: Arc<Shared>, port: String) -> Self {
         let nas_port = shared.nas_port(&port);
+        let tap = shared.monitor.add_port(&port);
         Self {
             shared,
             port,
             nas_port,
+            tap,
         }
     }
 }
@@ -56,6 +61,7 @@ impl PortHooks for PortHooksImpl {
     fn new_session(&mut self, call: &CallInfo, kill: &CancellationToken) -> (Session, HostPackets) {
         let shared = &self.shared;
         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+        shared.monitor.session_started();
         let acct_id = crate::accounting::new_session_id(shared.boot_stamp, id);
         let (to_host, to_host_rx) = mpsc::channel(64);
         let (inbox, from_host) = mpsc::channel(64);
@@ -107,6 +113,7 @@ impl PortHooks for PortHooksImpl {
         };
         let mut host = HostPackets::new(to_host, from_host);
         host.control = Some(control_rx);
+        host.capture = Some(self.tap.clone());
         (s, host)
     }
 
@@ -120,12 +127,15 @@ impl PortHooks for PortHooksImpl {
             tx_bytes = stats.tx_bytes,
             "session ended"
         );
-        let _ = s.acct.send(AcctEvent::Ended(reason, stats));
+        // Out of the registry first: the totals never count a session twice.
         self.shared.registry.remove(s.id);
+        self.shared.monitor.session_ended(&stats);
+        let _ = s.acct.send(AcctEvent::Ended(reason, stats));
     }
 
     fn status(&mut self, status: &PortStatus) {
         tracing::info!(port = %self.port, state = ?status.state, error = ?status.last_error, "port");
+        self.shared.monitor.set_status(&self.port, status);
     }
 }
 
@@ -141,6 +151,7 @@ impl Hooks for Session {
             let d = match aaa::decide(&shared, &cx, &req).await {
                 Ok(d) => d,
                 Err(why) => {
+                    shared.monitor.auth_failed();
                     // Never the password: only the user name and the reason.
                     let level_warn = !matches!(why, Refusal::Unavailable(_));
                     if level_warn {

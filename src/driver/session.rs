@@ -5,7 +5,9 @@
 //! to `handle_auth_result`; after every input the outputs are drained in the order the core
 //! documents (line bytes, IP packets, events, deadline).
 
+use crate::capture::{CaptureTap, Direction};
 use crate::proto::auth::{AuthRequest, AuthResult};
+use crate::proto::hdlc::Decoder;
 use crate::proto::link::{DownReason, Link, LinkEvent, LinkStats, SessionInfo};
 use crate::proto::modem::NoCarrierWatch;
 use std::future::Future;
@@ -39,6 +41,8 @@ pub struct HostPackets {
     pub from_host: mpsc::Receiver<Vec<u8>>,
     /// Requests from the daemon while the session runs (counters, limits), if any.
     pub control: Option<mpsc::Receiver<SessionCommand>>,
+    /// The port's capture tap (`nasctl capture`), if any.
+    pub capture: Option<CaptureTap>,
 }
 
 impl HostPackets {
@@ -48,6 +52,7 @@ impl HostPackets {
             to_host,
             from_host,
             control: None,
+            capture: None,
         }
     }
 }
@@ -111,8 +116,10 @@ where
     let mut cancelled = false;
     let mut dcd_tick = tokio::time::interval(DCD_POLL);
     dcd_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut capture = Capture::new(host.capture.clone());
     link.start(Instant::now());
     if !initial.is_empty() {
+        capture.feed(Direction::Rx, initial);
         link.handle_serial_input(Instant::now(), initial);
     }
     let reason = loop {
@@ -156,6 +163,7 @@ where
                         link.lower_down(now);
                     }
                     Ok(n) => {
+                        capture.feed(Direction::Rx, &rbuf[..n]);
                         link.handle_serial_input(now, &rbuf[..n]);
                         if no_carrier.as_mut().is_some_and(|w| w.feed(&rbuf[..n])) {
                             tracing::info!("modem reported NO CARRIER");
@@ -166,7 +174,10 @@ where
             }
             w = writer.write(&wbuf), if !wbuf.is_empty() && line_open => {
                 match w {
-                    Ok(n) => { wbuf.drain(..n); }
+                    Ok(n) => {
+                        capture.feed(Direction::Tx, &wbuf[..n]);
+                        wbuf.drain(..n);
+                    }
                     Err(_) => {
                         line_open = false;
                         link.lower_down(Instant::now());
@@ -213,6 +224,7 @@ where
     // Let the last frames (Terminate-Request/Ack) reach the peer.
     if line_open {
         wbuf.extend_from_slice(link.serial_output());
+        capture.feed(Direction::Tx, &wbuf);
         let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
             let _ = writer.write_all(&wbuf).await;
             let _ = writer.flush().await;
@@ -222,6 +234,61 @@ where
     tracing::info!(reason = %reason, "session down");
     hooks.down(reason);
     reason
+}
+
+/// The session's side of `nasctl capture`: while someone listens on the port's tap, the
+/// bytes read from and written to the line go through decoders of their own (the link's
+/// decoder is untouched) and each frame is offered to the tap, which never blocks. With no
+/// listener this is one atomic load per read or write.
+struct Capture {
+    tap: Option<CaptureTap>,
+    /// Decoders for received and sent bytes, made when a capture starts.
+    decoders: Option<Box<(Decoder, Decoder)>>,
+}
+
+impl Capture {
+    /// The longest frame captured whole (an MRU is at most 65535, plus header).
+    const MAX_FRAME: usize = 65_535 + 8;
+
+    fn new(tap: Option<CaptureTap>) -> Self {
+        Self {
+            tap,
+            decoders: None,
+        }
+    }
+
+    fn feed(&mut self, direction: Direction, bytes: &[u8]) {
+        let Some(tap) = &self.tap else { return };
+        if !tap.is_active() {
+            // The next capture starts in sync at a flag.
+            self.decoders = None;
+            return;
+        }
+        let decoders = self.decoders.get_or_insert_with(|| {
+            let make = || {
+                let mut d = Decoder::new(Self::MAX_FRAME);
+                // Keep control characters whatever ACCM the link negotiated.
+                d.set_accm(0);
+                d
+            };
+            Box::new((make(), make()))
+        });
+        let decoder = match direction {
+            Direction::Rx => &mut decoders.0,
+            Direction::Tx => &mut decoders.1,
+        };
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, frame) = decoder.decode(rest);
+            if let Some(f) = frame {
+                tap.offer(direction, f);
+            }
+            if used == 0 {
+                break;
+            }
+            rest = &rest[used.min(rest.len())..];
+        }
+    }
 }
 
 async fn next_command(
@@ -236,5 +303,50 @@ async fn next_command(
 async fn sleep_until(deadline: Option<Instant>) {
     if let Some(d) = deadline {
         tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::hdlc::Encoder;
+
+    fn line_bytes(protocol: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Encoder::new().encode(protocol, payload, &mut out);
+        out
+    }
+
+    #[test]
+    fn capture_sees_whole_frames_in_both_directions_only_while_subscribed() {
+        let tap = CaptureTap::new();
+        let mut capture = Capture::new(Some(tap.clone()));
+        let lcp = line_bytes(0xc021, &[1, 1, 0, 4]);
+        // Nobody listens: nothing is decoded.
+        capture.feed(Direction::Rx, &lcp);
+        assert!(capture.decoders.is_none());
+        let mut rx = tap.subscribe();
+        // A frame split over two reads, then one written.
+        let (a, b) = lcp.split_at(3);
+        capture.feed(Direction::Rx, a);
+        assert!(rx.try_recv().is_err());
+        capture.feed(Direction::Rx, b);
+        let ipcp = line_bytes(0x8021, &[1, 2, 0, 4]);
+        let two = [ipcp.clone(), ipcp].concat();
+        capture.feed(Direction::Tx, &two);
+        let f = rx.try_recv().unwrap();
+        assert_eq!(f.direction, Direction::Rx);
+        assert_eq!(f.frame, [0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4]);
+        for _ in 0..2 {
+            let f = rx.try_recv().unwrap();
+            assert_eq!(f.direction, Direction::Tx);
+            assert_eq!(f.frame, [0xff, 0x03, 0x80, 0x21, 1, 2, 0, 4]);
+        }
+        assert!(rx.try_recv().is_err());
+        // The capture ends: the decoders go.
+        drop(rx);
+        tap.offer(Direction::Rx, &[0]);
+        capture.feed(Direction::Rx, &lcp);
+        assert!(capture.decoders.is_none());
     }
 }

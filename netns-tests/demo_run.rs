@@ -1,0 +1,49 @@
+//! The README's first command runs the demo; CI runs it too, non-interactively (`--once`).
+
+use crate::support::netns::Proc;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `target/<profile>/examples/demo`, built by `cargo test --all-targets` (as the test command
+/// builds everything).
+fn demo() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let demo = profile_dir.join("examples/demo");
+    assert!(
+        demo.exists(),
+        "{} is missing: build it with `cargo build --release --example demo` \
+         (`cargo test --all-targets` does)",
+        demo.display()
+    );
+    demo
+}
+
+#[test]
+fn the_demo_runs_once_to_the_end() {
+    let mut cmd = Command::new(demo());
+    cmd.arg("--once").stdin(Stdio::null());
+    let mut p = Proc::spawn(cmd).unwrap();
+    let status = p.wait(Duration::from_secs(300)).unwrap();
+    let out = p.stdout.text();
+    assert!(
+        status.success(),
+        "the demo failed:\n{out}\n{}",
+        p.stderr.text()
+    );
+    assert!(out.contains("== demo passed"), "{out}");
+    // `nasctl sessions` showed both callers with their addresses.
+    let table = out
+        .split("$ nasctl sessions")
+        .nth(1)
+        .and_then(|t| t.split("$ nasctl ports").next())
+        .unwrap_or("");
+    for needle in ["alice", "bob", "10.0.0.150", "modem0", "modem1"] {
+        assert!(table.contains(needle), "{needle} missing from:\n{table}");
+    }
+    assert!(out.contains("[internet] received"), "{out}");
+}
