@@ -108,6 +108,7 @@ fn radius_pap_chap_framed_ip_accounting_and_disconnect() {
         lines: 2,
         accounting: "interim_interval = 2",
         tail: &tail,
+        port: "number = \"5551234\"",
         ..Cfg::default()
     }
     .write(vm.dir());
@@ -120,6 +121,19 @@ fn radius_pap_chap_framed_ip_accounting_and_disconnect() {
         .ctl_output("ip -4 addr show ppp0", Duration::from_secs(10))
         .unwrap();
     assert!(addr.contains("10.0.0.177"), "{addr}\n{}", nas.log());
+    // What the Access-Request told FreeRADIUS about the call.
+    let radlog = rad.log();
+    for attr in [
+        "Called-Station-Id = \"5551234\"",
+        "Calling-Station-Id = \"5550000\"",
+        "NAS-Port-Type = Async",
+        "Service-Type = Framed-User",
+        "Framed-Protocol = PPP",
+        "NAS-Port-Id = \"m0\"",
+    ] {
+        assert!(radlog.contains(attr), "{attr} missing:\n{radlog}");
+    }
+    assert!(radlog.contains("Connect-Info = \""), "{radlog}");
     assert_eq!(
         g.ctl("ping -c 5 -s 1000 -W 3 10.0.0.1", Duration::from_secs(30))
             .unwrap(),

@@ -76,6 +76,8 @@ pub(crate) struct Cfg<'a> {
     pub accounting: &'a str,
     /// More sections at the end (`[radius]`, ...).
     pub tail: &'a str,
+    /// Extra lines of every `[[port]]`.
+    pub port: &'a str,
 }
 
 impl Default for Cfg<'_> {
@@ -87,6 +89,7 @@ impl Default for Cfg<'_> {
             auth: "",
             accounting: "",
             tail: "",
+            port: "",
         }
     }
 }
@@ -130,7 +133,8 @@ journal = "{d}/accounting.jsonl"
         for i in 0..self.lines {
             c.push_str(&format!(
                 "\n[[port]]\nname = \"m{i}\"\ndevice = \"{d}/server{i}\"\nmode = \"modem\"\n\
-                 flow_control = \"none\"\nlock_dir = \"{d}\"\n"
+                 flow_control = \"none\"\nlock_dir = \"{d}\"\n{}\n",
+                self.port
             ));
         }
         let path = dir.join("nasd.toml");

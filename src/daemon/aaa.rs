@@ -19,6 +19,8 @@ pub(crate) struct AuthContext {
     pub nas_port: u32,
     /// The caller's number (Calling-Station-Id, PAM_RHOST).
     pub caller: Option<String>,
+    /// The line's own number (Called-Station-Id).
+    pub called: Option<String>,
     /// The modem's connect text (Connect-Info).
     pub connect_info: Option<String>,
     /// The session's Acct-Session-Id.
@@ -98,6 +100,7 @@ async fn check(shared: &Shared, cx: &AuthContext, req: &AuthRequest) -> Result<D
             return Err(Refusal::Denied("malformed CHAP response".into()));
         };
         ar.calling_station_id.clone_from(&cx.caller);
+        ar.called_station_id.clone_from(&cx.called);
         ar.connect_info.clone_from(&cx.connect_info);
         ar.acct_session_id = Some(cx.acct_id.clone());
         return match radius.authenticate(&ar).await {

@@ -65,6 +65,8 @@ pub struct DaemonSpec {
     pub server_name: String,
     /// The ports.
     pub ports: Vec<PortSpec>,
+    /// Each port's telephone number (Called-Station-Id), by port name.
+    pub numbers: HashMap<String, String>,
     /// The control socket (read at start only).
     pub control: ControlConfig,
 }
@@ -407,6 +409,11 @@ impl DaemonSpec {
             interim_interval: c.accounting.interim_interval,
             server_name: c.auth.name.clone(),
             ports: c.ports.iter().map(|p| c.port_spec(p)).collect(),
+            numbers: c
+                .ports
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), p.number.clone()?)))
+                .collect(),
             control: c.control.clone(),
         })
     }

@@ -102,6 +102,14 @@ impl PortHooks for PortHooksImpl {
                 port: self.port.clone(),
                 nas_port: self.nas_port,
                 caller,
+                called: self
+                    .shared
+                    .spec
+                    .read()
+                    .expect("spec")
+                    .numbers
+                    .get(&self.port)
+                    .cloned(),
                 connect_info: connect.map(|c| c.text.clone()).filter(|t| !t.is_empty()),
                 acct_id,
             },
