@@ -9,6 +9,7 @@ mod nasctl;
 mod port_lifecycle;
 mod radius;
 mod rig_smoke;
+mod scale;
 mod support;
 mod sys_net;
 mod vmodem_tests;

@@ -6,7 +6,7 @@
 # Kernel arguments of the form key=value that the kernel does not know end up in our
 # environment. They cannot contain spaces, so everything else comes from the rig.conf file,
 # which this script sources (it may set PPP_USER PPP_PASS NAS_IP PPPD_OPTS PPPD_EXTRA TEST_CMD
-# EXTRA_MODULES PPP_TTY CTL_TTY).
+# EXTRA_MODULES PPP_TTY CTL_TTY EXTRA_TTYS).
 #
 # Guest devices: /dev/ttyS0 = the PPP line (the host NAS is on the other end),
 #                /dev/ttyS1 = the control line (ctl mode only), console = the host's stdout pipe.
@@ -34,6 +34,7 @@ say "init started, mode=${rig_mode:-auto}"
 # ---- settings (rig.conf may override any of these) -----------------------------------
 PPP_TTY=/dev/ttyS0
 CTL_TTY=/dev/ttyS1
+EXTRA_TTYS=
 PPP_USER=dial
 PPP_PASS=dial
 NAS_IP=10.0.0.1
@@ -114,6 +115,29 @@ ppp_up() {
     rc=$?
     set +f
     return $rc
+}
+
+# ppp_up_lines [extra pppd options]: one pppd per PPP line, all at once: $PPP_TTY as unit 0
+# and each tty of $EXTRA_TTYS (rig.conf; the host's GuestOptions::extra_lines) as units 1, 2..
+# Prints "PPP-LINE <unit> <tty> rc=<N>" as each pppd comes up or gives up (0 = IPCP up on
+# ppp<unit>); returns the number of lines that failed.
+ppp_up_lines() {
+    : > /run/ppp-lines
+    unit=0
+    for tty in $PPP_TTY $EXTRA_TTYS; do
+        (
+            set -f
+            "$PPPD" "$tty" $PPPD_OPTS user "$PPP_USER" $PPPD_EXTRA unit $unit "$@" updetach \
+                >/dev/null 2>&1 </dev/null
+            line="PPP-LINE $unit $tty rc=$?"
+            echo "$line" >> /run/ppp-lines
+            echo "$line"
+        ) &
+        unit=$((unit + 1))
+    done
+    wait
+    failed=$($B grep -cv ' rc=0$' /run/ppp-lines 2>/dev/null)
+    return "${failed:-0}"
 }
 
 # ppp_down: SIGTERM every pppd, wait up to ~4 s for them to end (Terminate-Request

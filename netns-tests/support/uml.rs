@@ -129,6 +129,10 @@ pub struct GuestOptions {
     pub given_line: Option<std::sync::Arc<OwnedFd>>,
     /// The tty for [`LineKind::Path`].
     pub line_path: Option<PathBuf>,
+    /// More PPP lines: host ttys (vmodem client ptys) that become the guest's `/dev/ttyS2`,
+    /// `/dev/ttyS3`, ... (`$EXTRA_TTYS`); `ppp_up_lines` runs one pppd on each of them and
+    /// on `/dev/ttyS0`. UML has 64 serial lines.
+    pub extra_lines: Vec<PathBuf>,
 }
 
 impl Default for GuestOptions {
@@ -150,6 +154,7 @@ impl Default for GuestOptions {
             kernel_args: Vec::new(),
             given_line: None,
             line_path: None,
+            extra_lines: Vec::new(),
         }
     }
 }
@@ -389,6 +394,16 @@ impl PppdGuest {
                 (OwnedFd::from(File::open("/dev/null")?), None)
             }
         };
+        if opts.extra_lines.len() > 62 {
+            return Err(invalid("at most 62 extra lines (ttyS2..ttyS63)".into()));
+        }
+        for (j, path) in opts.extra_lines.iter().enumerate() {
+            cmd.arg(format!(
+                "ssl{}=tty:{}",
+                j + 2,
+                kernel_word(&fs::canonicalize(path)?)?
+            ));
+        }
         if opts.nonblocking {
             let flags = OFlag::from_bits_retain(fcntl(&ours, FcntlArg::F_GETFL)?);
             fcntl(&ours, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
@@ -783,6 +798,13 @@ fn config_file(opts: &GuestOptions) -> String {
         ("NAS_IP", opts.nas_ip.clone()),
         ("TEST_CMD", opts.test_cmd.clone()),
         ("EXTRA_MODULES", opts.extra_modules.join(" ")),
+        (
+            "EXTRA_TTYS",
+            (0..opts.extra_lines.len())
+                .map(|j| format!("/dev/ttyS{}", j + 2))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
     ];
     for (name, value) in vars {
         let _ = writeln!(c, "{name}={}", sh_quote(&value));

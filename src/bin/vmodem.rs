@@ -18,6 +18,9 @@ use nasd::vmodem::hayes::ModemConfig;
 use nasd::vmodem::pool::{self, PoolConfig};
 use nasd::vmodem::switch::{MAX_RATE, MIN_RATE, SwitchConfig};
 
+/// Most server (and client) lines one pool runs.
+const MAX_LINES: usize = 2048;
+
 #[derive(Parser, Debug)]
 #[command(
     version,
@@ -101,12 +104,14 @@ impl RunArgs {
         let Some(dir) = self.dir else {
             bail!("--dir is required");
         };
-        if !(1..=256).contains(&self.lines) {
-            bail!("--lines must be between 1 and 256");
+        // 4096 is the kernel's default pty limit (/proc/sys/kernel/pty/max); each line
+        // takes one pty per side, and the scale benchmark runs 1,000 lines.
+        if !(1..=MAX_LINES).contains(&self.lines) {
+            bail!("--lines must be between 1 and {MAX_LINES}");
         }
         let clients = self.clients.unwrap_or(self.lines);
-        if clients > 256 {
-            bail!("--clients must be at most 256");
+        if clients > MAX_LINES {
+            bail!("--clients must be at most {MAX_LINES}");
         }
         if !(MIN_RATE..=MAX_RATE).contains(&self.rate) {
             bail!("--rate must be between {MIN_RATE} and {MAX_RATE}");
