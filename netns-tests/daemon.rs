@@ -70,6 +70,8 @@ pub(crate) struct Cfg<'a> {
     pub network: &'a str,
     /// `[ppp] auth`.
     pub ppp_auth: &'a str,
+    /// Other lines of `[ppp]`.
+    pub ppp: &'a str,
     /// The body of `[auth]` (`secrets = "DIR/secrets"` when empty).
     pub auth: &'a str,
     /// Extra lines of `[accounting]`.
@@ -86,6 +88,7 @@ impl Default for Cfg<'_> {
             lines: 1,
             network: "",
             ppp_auth: r#"["chap", "pap"]"#,
+            ppp: "echo_interval = 10",
             auth: "",
             accounting: "",
             tail: "",
@@ -103,8 +106,13 @@ impl Cfg<'_> {
         } else {
             self.auth.to_string()
         };
-        let (network, ppp_auth, accounting, tail) =
-            (self.network, self.ppp_auth, self.accounting, self.tail);
+        let (network, ppp_auth, ppp, accounting, tail) = (
+            self.network,
+            self.ppp_auth,
+            self.ppp,
+            self.accounting,
+            self.tail,
+        );
         let mut c = format!(
             r#"[network]
 local_ip = "10.0.0.1"
@@ -115,7 +123,7 @@ tun = "nasd0"
 
 [ppp]
 auth = {ppp_auth}
-echo_interval = 10
+{ppp}
 
 [auth]
 {auth}
@@ -702,4 +710,44 @@ fn systemd_hears_ready_watchdog_reloading_and_stopping() {
     nas.proc.signal("TERM");
     wait_for("STOPPING=1");
     nas.proc.wait(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn a_client_that_dies_silently_is_ended_by_the_echo_timeout() {
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    let cfg = Cfg {
+        ppp: "echo_interval = 1\necho_failure = 3",
+        ..Cfg::default()
+    }
+    .write(vm.dir());
+    let nas = Nas::start(&nas_ns, &cfg);
+    let mut g = guest(&vm, 0, "dial");
+    dial(&mut g, &nas);
+    // pppd freezes: the call stays up, but nothing answers nasd's LCP echoes any more.
+    assert_eq!(
+        g.ctl("kill -STOP $(pidof pppd)", Duration::from_secs(10))
+            .unwrap(),
+        0
+    );
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for("reason=echo-timeout", Duration::from_secs(20)),
+        "{}",
+        nas.log()
+    );
+    // The address is free again, the accounting stop says why.
+    assert!(
+        nas.proc
+            .stderr
+            .wait_for("address released", Duration::from_secs(10))
+    );
+    let stop: Vec<_> = journal(vm.dir())
+        .into_iter()
+        .filter(|r| r["kind"] == "stop")
+        .collect();
+    assert_eq!(stop.len(), 1, "{stop:?}");
+    assert_eq!(stop[0]["terminate_cause"], "lost-service");
+    let _ = g.ctl("kill -CONT $(pidof pppd)", Duration::from_secs(10));
 }

@@ -31,6 +31,8 @@ pub struct NetNs {
 impl NetNs {
     /// Creates `nasdt-<pid>-<seq>` with its loopback up. Needs root.
     pub fn new() -> io::Result<Self> {
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_stale);
         let name = format!(
             "nasdt-{}-{}",
             std::process::id(),
@@ -63,6 +65,35 @@ impl NetNs {
             .args(args)
             .output()?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// Removes namespaces left by test processes that are gone (a test run killed before its
+/// guards ran): no leftovers on the next run. Namespaces of live processes are not touched.
+fn sweep_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix("nasdt-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", name]).output() {
+            for p in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", p]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
     }
 }
 
