@@ -751,3 +751,88 @@ fn a_client_that_dies_silently_is_ended_by_the_echo_timeout() {
     assert_eq!(stop[0]["terminate_cause"], "lost-service");
     let _ = g.ctl("kill -CONT $(pidof pppd)", Duration::from_secs(10));
 }
+
+#[test]
+fn under_systemd_the_log_goes_to_the_journal_with_structured_fields() {
+    use std::os::unix::net::UnixDatagram;
+    let vm = vmodem("1");
+    let nas_ns = NetNs::new().unwrap();
+    let cfg = config(vm.dir(), 1, "");
+    // A stand-in for journald's socket, seen by nasd (in a mount namespace of its own) at
+    // /run/systemd/journal/socket; the host's /run is not touched beyond an empty directory.
+    let jdir = tempfile::tempdir().unwrap();
+    let journal = UnixDatagram::bind(jdir.path().join("socket")).unwrap();
+    journal
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let script = format!(
+        "mkdir -p /run/systemd/journal && mount --bind {} /run/systemd/journal && \
+         exec {} --config {}",
+        jdir.path().display(),
+        nasd().display(),
+        cfg.display()
+    );
+    let mut cmd = nas_ns.command("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("JOURNAL_STREAM", "8:12345")
+        .stdin(Stdio::null());
+    let mut nas = Proc::spawn(cmd).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut seen = Vec::new();
+    let found = loop {
+        let Ok(n) = journal.recv(&mut buf) else {
+            break None;
+        };
+        let fields = journal_fields(&buf[..n]);
+        let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+        if get("PORT") == Some("m0") && get("STATE") == Some("Idle") {
+            break Some(fields);
+        }
+        seen.push(fields);
+    };
+    let Some(fields) = found else {
+        panic!("no structured port event: {seen:?}\n{}", nas.stderr.text());
+    };
+    assert!(
+        fields
+            .iter()
+            .any(|(k, v)| k == "SYSLOG_IDENTIFIER" && v == "nasd"),
+        "{fields:?}"
+    );
+    assert!(
+        !nas.stderr.text().contains("nasd running"),
+        "not also on stderr: {}",
+        nas.stderr.text()
+    );
+    nas.signal("TERM");
+    nas.wait(Duration::from_secs(10)).unwrap();
+}
+
+/// The fields of one message in journald's native protocol: `NAME=value` lines, or
+/// `NAME`, newline, a 64-bit little-endian length and the value, newline.
+fn journal_fields(mut b: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let Some(end) = b.iter().position(|&c| c == b'\n' || c == b'=') else {
+            break;
+        };
+        let name = String::from_utf8_lossy(&b[..end]).into_owned();
+        if b[end] == b'=' {
+            let rest = &b[end + 1..];
+            let stop = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+            out.push((name, String::from_utf8_lossy(&rest[..stop]).into_owned()));
+            b = rest.get(stop + 1..).unwrap_or(&[]);
+        } else {
+            let Some(len) = b.get(end + 1..end + 9) else {
+                break;
+            };
+            let len = u64::from_le_bytes(len.try_into().unwrap()) as usize;
+            let Some(value) = b.get(end + 9..end + 9 + len) else {
+                break;
+            };
+            out.push((name, String::from_utf8_lossy(value).into_owned()));
+            b = b.get(end + 10 + len..).unwrap_or(&[]);
+        }
+    }
+    out
+}

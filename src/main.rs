@@ -1,7 +1,7 @@
 //! nasd: the modem-pool daemon.
 //!
-//! `nasd --config FILE` runs in the foreground and logs to stderr (the journal under
-//! systemd); `nasd --config FILE --check` validates the configuration and exits.
+//! `nasd --config FILE` runs in the foreground and logs to stderr, or to the journal with
+//! structured fields under systemd; `nasd --config FILE --check` validates the configuration and exits.
 //! SIGTERM or SIGINT ends every session cleanly and exits; SIGHUP reloads the configuration
 //! (secrets, ports added or removed) without dropping live sessions.
 
@@ -32,14 +32,32 @@ fn load(path: &std::path::Path) -> Result<(Config, DaemonSpec), String> {
     Ok((config, spec))
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+/// Logging: to the journal with structured fields (PORT, SESSION, USER, ...) when systemd
+/// connected stderr to it (`$JOURNAL_STREAM`) and journald answers; else text on stderr.
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| {
+            l.with_syslog_identifier("nasd".into())
+                .with_field_prefix(None)
+        });
+    let fmt = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(fmt)
         .init();
+}
+
+fn main() -> ExitCode {
+    init_logging();
     let args = Args::parse();
     let (config, spec) = match load(&args.config) {
         Ok(c) => c,
