@@ -26,13 +26,16 @@
 //! The namespace, nasd and the temporary directory are removed on exit, also on errors and
 //! panics (Drop guards).
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use anyhow::{Context, Result, bail, ensure};
+use bench_support::*;
 use clap::Parser;
 use etherparse::{Icmpv4Type, PacketBuilder, SlicedPacket, TransportSlice};
 use nasd::proto::client::{Client, ClientConfig, ClientEvent};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sched::{CloneFlags, setns};
 use nix::sys::termios;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -114,14 +117,14 @@ fn run(args: Args) -> Result<()> {
         std::env::args().collect::<Vec<_>>().join(" ")
     );
 
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("nasd-bench")?;
     let secrets = dir.0.join("pap-secrets");
     std::fs::write(&secrets, format!("{USER} * {SECRET}\n"))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600))?;
     }
-    let ns = Netns::new()?;
+    let ns = Netns::new("nasd-bench")?;
     // No IPv6 chatter (router solicitations) on the TUN devices.
     let _ = in_netns(&ns.0, || {
         std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
@@ -214,7 +217,7 @@ fn run(args: Args) -> Result<()> {
     );
     println!("{:<44}{:>9}{:>9}{:>9}{:>9}", "", "p50", "p90", "p99", "max");
     for (size, frame_len, rtts, pty, tun, cpu_us) in &lat {
-        let [a, b, c] = [rtts, pty, tun].map(|v| quantiles(v));
+        let [a, b, c] = [rtts, pty, tun].map(|v| quantiles(v, 1e6));
         let row = |name: String, q: [f64; 4]| {
             println!(
                 "{name:<44}{:>9.1}{:>9.1}{:>9.1}{:>9.1}",
@@ -594,7 +597,7 @@ struct Snapshot {
 
 impl Snapshot {
     fn take(ns: &str, pid: u32) -> Result<Self> {
-        let (tun_rx, tun_tx) = tun_packets(ns)?;
+        let (tun_rx, tun_tx) = tun_packets(ns, TUN)?;
         Ok(Self {
             at: Instant::now(),
             nasd: cpu_ticks(pid)?,
@@ -692,30 +695,6 @@ fn tun_rtts(ns: &str, size: usize, count: usize) -> Result<Vec<Duration>> {
 
 // ---- processes, namespaces, files -------------------------------------------------------
 
-/// A network namespace, deleted (with whatever runs in it) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Result<Self> {
-        let name = format!("nasd-bench-{}", std::process::id());
-        ip(&["netns", "add", &name]).context("creating a network namespace (run as root)")?;
-        let ns = Self(name);
-        ip(&["-n", &ns.0, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
 /// The nasd (or nasd-line) process, stopped on drop.
 struct Nasd {
     child: Child,
@@ -765,68 +744,6 @@ impl Drop for Nasd {
     }
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let p = std::env::temp_dir().join(format!("nasd-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p)?;
-        Ok(Self(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `f` on a new thread inside the namespace `ns` (sockets and TUN devices it creates
-/// belong to that namespace).
-fn in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> thread::JoinHandle<io::Result<T>> {
-    let path = format!("/run/netns/{ns}");
-    thread::spawn(move || {
-        setns(File::open(path)?, CloneFlags::CLONE_NEWNET)?;
-        f()
-    })
-}
-
-fn ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip").args(args).output()?;
-    ensure!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Packets the kernel received from (rx) and queued to (tx) nasd's TUN device.
-fn tun_packets(ns: &str) -> Result<(u64, u64)> {
-    let json: serde_json::Value =
-        serde_json::from_str(&ip(&["-n", ns, "-s", "-j", "link", "show", "dev", TUN])?)?;
-    let s = &json[0]["stats64"];
-    match (s["rx"]["packets"].as_u64(), s["tx"]["packets"].as_u64()) {
-        (Some(rx), Some(tx)) => Ok((rx, tx)),
-        _ => bail!("no counters for {TUN}: {json}"),
-    }
-}
-
-/// utime + stime of a process, in ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')').context("bad stat")? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
-}
-
 /// Waits until `fd` is readable (or writable, with `write`); true if readable.
 fn wait_fd(fd: impl AsFd, timeout: Duration, write: bool) -> Result<bool> {
     let mut flags = PollFlags::POLLIN;
@@ -863,13 +780,6 @@ fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16, payload: &[u8])
     v
 }
 
-fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ipv4(src.octets(), dst.octets(), 64).udp(sport, dport);
-    let mut v = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut v, payload).expect("writing to a Vec");
-    v
-}
-
 fn is_echo_reply(p: &[u8], id: u16, seq: u16) -> bool {
     match SlicedPacket::from_ip(p).map(|s| s.transport) {
         Ok(Some(TransportSlice::Icmpv4(i))) => {
@@ -884,12 +794,4 @@ fn udp_payload_len(p: &[u8], dport: u16) -> Option<usize> {
         TransportSlice::Udp(u) if u.destination_port() == dport => Some(u.payload().len()),
         _ => None,
     }
-}
-
-/// p50, p90, p99 and max, in microseconds.
-fn quantiles(v: &[Duration]) -> [f64; 4] {
-    let mut s: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1e6).collect();
-    s.sort_by(f64::total_cmp);
-    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
-    [q(0.50), q(0.90), q(0.99), q(1.0)]
 }

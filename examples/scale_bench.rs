@@ -34,12 +34,14 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use anyhow::{Context, Result, bail, ensure};
+use bench_support::*;
 use clap::Parser;
-use etherparse::PacketBuilder;
 use nasd::proto::client::{Client, ClientConfig, ClientEvent};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sched::{CloneFlags, setns};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, UdpSocket};
@@ -141,9 +143,9 @@ fn run(args: Args) -> Result<()> {
         "command: {}",
         std::env::args().collect::<Vec<_>>().join(" ")
     );
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("nasd-scale")?;
     let vm = Vmodem::start(&dir.0, n, args.rate)?;
-    let ns = Netns::new()?;
+    let ns = Netns::new("nasd-scale")?;
     let _ = in_netns(&ns.0, || {
         std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
     })
@@ -218,7 +220,8 @@ fn run(args: Args) -> Result<()> {
         "{} distinct addresses for {n} sessions",
         ips.len()
     );
-    let lat = |f: &dyn Fn(&Line) -> Duration| quantiles(&lines.iter().map(f).collect::<Vec<_>>());
+    let lat =
+        |f: &dyn Fn(&Line) -> Duration| quantiles(&lines.iter().map(f).collect::<Vec<_>>(), 1e3);
     let total = lat(&|l| l.up.unwrap() - l.dialled);
     let modem = lat(&|l| l.connected.unwrap() - l.dialled);
     let ppp = lat(&|l| l.up.unwrap() - l.connected.unwrap());
@@ -698,12 +701,12 @@ fn bulk(
     // One second of ramp-up, then the measured window.
     pump.run(lines, Instant::now() + Duration::from_secs(1), |_| false)?;
     let snap = |pid: u32| cpu_ticks(pid);
-    let (rx0, _) = tun_packets(ns)?;
+    let (rx0, _) = tun_packets(ns, TUN)?;
     let c0 = (snap(nasd.pid)?, snap(std::process::id())?, snap(vm.pid())?);
     let t0 = Instant::now();
     pump.run(lines, t0 + Duration::from_secs_f64(secs), |_| false)?;
     let t = t0.elapsed().as_secs_f64();
-    let (rx1, _) = tun_packets(ns)?;
+    let (rx1, _) = tun_packets(ns, TUN)?;
     let c1 = (snap(nasd.pid)?, snap(std::process::id())?, snap(vm.pid())?);
     pump.bulk = false;
     // Let the lines drain before anything else: until nasd has delivered nothing more to
@@ -715,7 +718,7 @@ fn bulk(
         pump.run(lines, Instant::now() + Duration::from_millis(200), |_| {
             false
         })?;
-        let (rx, _) = tun_packets(ns)?;
+        let (rx, _) = tun_packets(ns, TUN)?;
         if rx != last.0 {
             last = (rx, Instant::now());
         }
@@ -915,114 +918,6 @@ impl Drop for Nasd {
     }
 }
 
-/// A network namespace, deleted (with whatever runs in it) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Result<Self> {
-        let name = format!("nasd-scale-{}", std::process::id());
-        ip(&["netns", "add", &name]).context("creating a network namespace (run as root)")?;
-        let ns = Self(name);
-        ip(&["-n", &ns.0, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let p = std::env::temp_dir().join(format!("nasd-scale-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p)?;
-        Ok(Self(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> thread::JoinHandle<io::Result<T>> {
-    let path = format!("/run/netns/{ns}");
-    thread::spawn(move || {
-        setns(File::open(path)?, CloneFlags::CLONE_NEWNET)?;
-        f()
-    })
-}
-
-fn ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip").args(args).output()?;
-    ensure!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Packets the kernel received from (rx) and queued to (tx) nasd's TUN device.
-fn tun_packets(ns: &str) -> Result<(u64, u64)> {
-    let json: serde_json::Value =
-        serde_json::from_str(&ip(&["-n", ns, "-s", "-j", "link", "show", "dev", TUN])?)?;
-    let s = &json[0]["stats64"];
-    match (s["rx"]["packets"].as_u64(), s["tx"]["packets"].as_u64()) {
-        (Some(rx), Some(tx)) => Ok((rx, tx)),
-        _ => bail!("no counters for {TUN}: {json}"),
-    }
-}
-
-/// utime + stime of a process (all its threads), in ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = &stat[stat.rfind(')').context("bad stat")? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
-}
-
-/// A numeric field of /proc/PID/status (kB for the Vm* fields).
-fn status_kib(pid: u32, field: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
-}
-
-fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ipv4(src.octets(), dst.octets(), 64).udp(sport, dport);
-    let mut v = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut v, payload).expect("writing to a Vec");
-    v
-}
-
-/// p50, p90, p99 and max, in milliseconds.
-fn quantiles(v: &[Duration]) -> [f64; 4] {
-    let mut s: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    s.sort_by(f64::total_cmp);
-    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
-    [q(0.50), q(0.90), q(0.99), q(1.0)]
-}
-
 // ---- for comparison: one real pppd ------------------------------------------------------
 
 /// One Debian pppd inside User-Mode Linux dials through vmodem into nasd; its footprint is
@@ -1043,9 +938,9 @@ connect "/usr/sbin/chat -s -f /etc/ppp/dial.chat"
 EOF
 }
 "#;
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("nasd-scale")?;
     let _vm = Vmodem::start(&dir.0, 1, 115_200)?;
-    let ns = Netns::new()?;
+    let ns = Netns::new("nasd-scale")?;
     let config = write_config(&dir.0, 1, 30, None)?;
     let nasd = Nasd::start(&ns.0, &config, &dir.0)?;
     nasd.wait_count("state=Idle", 1, Duration::from_secs(30))?;

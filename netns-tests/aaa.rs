@@ -55,6 +55,24 @@ fn records(rad: &FreeRadius, status: &str, user: &str) -> Vec<HashMap<String, St
         .collect()
 }
 
+/// Waits (30 s at most) until FreeRADIUS holds `n` records of `status` for `user`; the n-th.
+fn nth_record(
+    rad: &FreeRadius,
+    status: &str,
+    user: &str,
+    n: usize,
+    nas: &Nas,
+) -> HashMap<String, String> {
+    assert!(
+        eventually(Duration::from_secs(30), || records(rad, status, user).len()
+            >= n),
+        "no {status} #{n} for {user}: {}\n{}",
+        rad.detail(),
+        nas.log()
+    );
+    records(rad, status, user).swap_remove(n - 1)
+}
+
 /// The journal's records of one kind for one user.
 fn journal_of(dir: &Path, kind: &str, user: &str) -> Vec<Value> {
     journal(dir)
@@ -233,15 +251,8 @@ fn radius_pap_chap_framed_ip_accounting_and_disconnect() {
         "User-Name = \"bob\"\nSession-Timeout = 1\n",
     );
     assert!(ok && out.contains("CoA-ACK"), "{out}\n{}", nas.log());
-    assert!(
-        eventually(Duration::from_secs(30), || records(&rad, "Stop", "bob")
-            .len()
-            == 2),
-        "{}",
-        nas.log()
-    );
     assert_eq!(
-        records(&rad, "Stop", "bob")[1]["Acct-Terminate-Cause"],
+        nth_record(&rad, "Stop", "bob", 2, &nas)["Acct-Terminate-Cause"],
         "Session-Timeout"
     );
     drop(g);
@@ -341,15 +352,8 @@ fn accounting_survives_a_radius_outage_and_a_crash_once_each() {
     assert_eq!(stops.len(), 2, "{stops:?}");
     assert_eq!(stops[1]["session_id"], open_id.as_str());
     assert_eq!(stops[1]["terminate_cause"], "nas-reboot");
-    assert!(
-        eventually(Duration::from_secs(30), || records(&rad, "Stop", "bob")
-            .len()
-            == 2),
-        "{}",
-        nas.log()
-    );
     assert_eq!(
-        records(&rad, "Stop", "bob")[1]["Acct-Terminate-Cause"],
+        nth_record(&rad, "Stop", "bob", 2, &nas)["Acct-Terminate-Cause"],
         "NAS-Reboot"
     );
     // Accounting-On at each start, each delivered once.

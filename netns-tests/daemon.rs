@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The guest's dial script (chat through vmodem) and hang-up script.
-const GUEST_FILES: &str = r#"
+pub(crate) const GUEST_FILES: &str = r#"
 rig_setup() {
 cat > /etc/ppp/dial.chat <<'EOF'
 ABORT BUSY

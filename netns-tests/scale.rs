@@ -21,28 +21,11 @@ const GUESTS: usize = 4;
 const PER_GUEST: usize = 8;
 const SESSIONS: usize = GUESTS * PER_GUEST;
 
-/// The guest's dial and hang-up scripts (the same chat as the daemon tests).
-const GUEST_FILES: &str = r#"
-rig_setup() {
-cat > /etc/ppp/dial.chat <<'EOF'
-ABORT BUSY
-TIMEOUT 30
-"" "\rATZ"
-OK ATDT5551234
-CONNECT ""
-EOF
-cat > /etc/ppp/hangup.chat <<'EOF'
-TIMEOUT 3
-"" "\d+++\d\c"
-"" "\rATH0"
-OK ""
-EOF
-cat > /etc/ppp/dial.opts <<'EOF'
-connect "/usr/sbin/chat -s -f /etc/ppp/dial.chat"
-disconnect "/usr/sbin/chat -s -f /etc/ppp/hangup.chat"
-EOF
+/// The guest's dial and hang-up scripts: the daemon tests' chat, without its verbose log
+/// (32 chats would flood the consoles).
+fn guest_files() -> String {
+    crate::daemon::GUEST_FILES.replace("chat -v ", "chat ")
 }
-"#;
 
 fn scale_guest(vm: &Vmodem, first_line: usize) -> PppdGuest {
     // Eight links share one peer address (10.0.0.1): no default route, each ping is bound to
@@ -57,7 +40,7 @@ fn scale_guest(vm: &Vmodem, first_line: usize) -> PppdGuest {
         line: LineKind::Path,
         line_path: Some(vm.client(first_line)),
         extra_lines: (1..PER_GUEST).map(|k| vm.client(first_line + k)).collect(),
-        conf_extra: GUEST_FILES.into(),
+        conf_extra: guest_files(),
         pppd_opts,
         pppd_extra: vec!["refuse-chap".into()],
         timeout: Duration::from_secs(300),
