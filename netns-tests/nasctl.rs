@@ -252,7 +252,7 @@ fn capture_while_a_client_dials_is_decoded_by_tshark() {
     let mut cmd = Command::new(nasctl_bin());
     cmd.arg("--socket")
         .arg(&sock)
-        .args(["capture", "m0", "-w"])
+        .args(["capture", "m0", "--direction", "-w"])
         .arg(&pcap)
         .stdin(Stdio::null());
     let mut cap = Proc::spawn(cmd).unwrap();
@@ -331,7 +331,10 @@ fn capture_while_a_client_dials_is_decoded_by_tshark() {
         cap.stderr.text()
     );
     let piped = vm.dir().join("piped.pcap");
-    std::fs::write(&piped, cap.stdout.bytes()).unwrap();
+    let bytes = cap.stdout.bytes();
+    // Without --direction: LINKTYPE_PPP_HDLC.
+    assert_eq!(bytes.get(20..24), Some(&50u32.to_le_bytes()[..]));
+    std::fs::write(&piped, bytes).unwrap();
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&piped)

@@ -64,10 +64,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Capture a port's PPP frames (pcap, link type 204: PPP with direction).
+    /// Capture a port's PPP frames (pcap, LINKTYPE_PPP_HDLC; 204 with --direction).
     Capture {
         /// The port's name.
         port: String,
+        /// Record each frame's direction (pcap link type 204, PPP with direction).
+        #[arg(long)]
+        direction: bool,
         /// The file to write, `-` for standard output (e.g. `| tshark -r -`).
         #[arg(short = 'w', long = "write")]
         write: String,
@@ -127,11 +130,12 @@ async fn run(cmd: Cmd, socket: PathBuf) -> Result<(), ClientError> {
     if let Cmd::Capture {
         port,
         write,
+        direction,
         count,
         duration,
     } = cmd
     {
-        return capture_client::run(&socket, &port, &write, count, duration).await;
+        return capture_client::run(&socket, &port, &write, direction, count, duration).await;
     }
     let mut client = Client::connect(&socket).await?;
     match cmd {

@@ -16,6 +16,7 @@ pub async fn run(
     socket: &Path,
     port: &str,
     out: &str,
+    direction: bool,
     count: Option<u64>,
     duration: Option<u64>,
 ) -> Result<(), ClientError> {
@@ -24,6 +25,7 @@ pub async fn run(
     let header = client
         .request(Command::Capture {
             port: port.to_string(),
+            direction,
         })
         .await?;
     let mut sink: Box<dyn Write> = if out == "-" {

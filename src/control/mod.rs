@@ -16,7 +16,7 @@
 //! Commands: `version`, `sessions` (`user`, `port` filters), `kill` (`target`: a session
 //! id, user name or address), `ports`, `stats`, `reload` and `capture` (`port`). A
 //! connection may carry several requests, one after the other. After a successful `capture`
-//! answer the connection carries a pcap stream (link type 204, PPP with direction) of the
+//! answer the connection carries a pcap stream (LINKTYPE_PPP_HDLC, or 204 with direction) of the
 //! port's frames until the client closes it or the port goes away.
 //!
 //! A request longer than [`MAX_REQUEST`] gets an error answer and the connection is
@@ -89,6 +89,10 @@ pub enum Command {
     Capture {
         /// The port's name.
         port: String,
+        /// Keep each frame's direction (link type 204, PPP with direction) instead of
+        /// LINKTYPE_PPP_HDLC (50).
+        #[serde(default)]
+        direction: bool,
     },
 }
 

@@ -206,8 +206,8 @@ async fn connection(ctx: &Ctx, stream: UnixStream, cancel: CancellationToken) {
                 continue;
             }
         };
-        if let Command::Capture { port } = req.cmd {
-            super::stream::capture(ctx, &port, rd, wr, cancel).await;
+        if let Command::Capture { port, direction } = req.cmd {
+            super::stream::capture(ctx, &port, direction, rd, wr, cancel).await;
             return;
         }
         let answer = super::commands::handle(ctx, req.cmd).await;

@@ -12,13 +12,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
-/// The link type of the stream: the direction of each frame is kept.
-const LINKTYPE: LinkType = LinkType::PppWithDir;
-
-/// Streams `port`'s frames until the client closes, the port goes away or nasd stops.
+/// Streams `port`'s frames until the client closes, the port goes away or nasd stops: as
+/// linktype_PPP_HDLC (50), or with `direction` as PPP with direction (204).
 pub(super) async fn capture(
     ctx: &Ctx,
     port: &str,
+    direction: bool,
     mut rd: BufReader<OwnedReadHalf>,
     mut wr: OwnedWriteHalf,
     cancel: CancellationToken,
@@ -27,12 +26,17 @@ pub(super) async fn capture(
         let _ = send(&mut wr, &Response::error(format!("no port named {port:?}"))).await;
         return;
     };
+    let linktype = if direction {
+        LinkType::PppWithDir
+    } else {
+        LinkType::PppHdlc
+    };
     let mut rx = tap.subscribe_with(DEFAULT_QUEUE, DEFAULT_SNAPLEN as usize);
     // Only the port and its sessions keep the tap: when they are gone, the stream ends.
     drop(tap);
     let header = CaptureView {
         port: port.to_string(),
-        linktype: LINKTYPE.code(),
+        linktype: linktype.code(),
     };
     let answer = match serde_json::to_value(&header) {
         Ok(v) => Response::ok(v),
@@ -40,7 +44,7 @@ pub(super) async fn capture(
     };
     if send(&mut wr, &answer).await.is_err()
         || wr
-            .write_all(&pcap::global_header(LINKTYPE, DEFAULT_SNAPLEN))
+            .write_all(&pcap::global_header(linktype, DEFAULT_SNAPLEN))
             .await
             .is_err()
     {
@@ -53,7 +57,7 @@ pub(super) async fn capture(
         tokio::select! {
             f = rx.recv() => {
                 let Some(f) = f else { break };
-                let Some(data) = pcap::encapsulate(LINKTYPE, f.direction, &f.frame) else {
+                let Some(data) = pcap::encapsulate(linktype, f.direction, &f.frame) else {
                     continue;
                 };
                 let ts = f
