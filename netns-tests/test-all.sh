@@ -13,8 +13,12 @@ netns-tests/install-deps.sh || { echo "0 passed, 1 failed (install-deps.sh faile
 log=${TEST_LOG:-${CARGO_TARGET_DIR:-target}/test-all.log}
 mkdir -p "$(dirname "$log")"
 
-cargo test --release --all-targets "$@" 2>&1 | tee "$log"
+# The binaries and examples first: the tests run the demo as `target/release/examples/demo`.
+cargo build --release --bins --examples 2>&1 | tee "$log"
+build_rc=${PIPESTATUS[0]}
+cargo test --release --all-targets "$@" 2>&1 | tee -a "$log"
 cargo_rc=${PIPESTATUS[0]}
+[ "$build_rc" -ne 0 ] && cargo_rc=$build_rc
 
 # "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
 read -r passed failed ignored < <(
