@@ -248,9 +248,16 @@ fn radius_pap_chap_framed_ip_accounting_and_disconnect() {
         "127.0.0.1:3799",
         "coa",
         SECRET,
-        "User-Name = \"bob\"\nSession-Timeout = 1\n",
+        "User-Name = \"bob\"\nSession-Timeout = 1\nIdle-Timeout = 600\n",
     );
     assert!(ok && out.contains("CoA-ACK"), "{out}\n{}", nas.log());
+    assert!(
+        nas.log().lines().any(|l| l.contains("new idle timeout")
+            && l.contains("limit_s=600")
+            && l.contains("applied=true")),
+        "{}",
+        nas.log()
+    );
     assert_eq!(
         nth_record(&rad, "Stop", "bob", 2, &nas)["Acct-Terminate-Cause"],
         "Session-Timeout"

@@ -1063,6 +1063,29 @@ fn session_timeout_already_passed_ends_the_session_at_once() {
 }
 
 #[test]
+fn idle_timeout_set_while_up_counts_from_the_last_packet() {
+    let mut p = client_pair(&[AuthProto::Pap], client_config());
+    assert!(p.run_until_up(secs(10)));
+    p.run_for(secs(5));
+    assert!(p.client_send_ip(&icmp_echo(PEER_IP, SERVER_IP, false, 1, b"x")));
+    p.run_for(secs(1));
+    let now = p.now;
+    let last = now - p.base - secs(1);
+    assert!(p.server.set_idle_timeout(now, Some(secs(20))));
+    assert!(p.run_until_server_down(secs(600)));
+    let (at, reason) = p.server_down().expect("down");
+    assert_eq!(reason, DownReason::IdleTimeout);
+    assert!(
+        at >= last + secs(19) && at <= last + secs(21),
+        "ended at {at:?}, last packet at {last:?}"
+    );
+    // Removing the limit before authorisation is refused.
+    let mut q = client_pair(&[AuthProto::Pap], client_config());
+    let now = q.now;
+    assert!(!q.server.set_idle_timeout(now, Some(secs(5))));
+}
+
+#[test]
 fn session_timeout_cannot_be_set_before_authorisation() {
     let mut p = client_pair(&[AuthProto::Pap], client_config());
     let now = p.now;

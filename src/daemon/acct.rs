@@ -233,22 +233,24 @@ pub(crate) async fn dynamic_authorization(shared: Arc<Shared>, req: DaeRequest) 
                 session_timeout,
                 idle_timeout,
             } => {
-                if idle_timeout.is_some() {
-                    tracing::warn!(
-                        session = e.id,
-                        "RADIUS CoA: Idle-Timeout changes are not supported; ignored"
-                    );
-                }
                 if let Some(limit) = session_timeout {
-                    let (tx, rx) = oneshot::channel();
-                    let cmd = SessionCommand::SessionTimeout(Some(*limit), tx);
-                    let ok = e.control.send(cmd).await.is_ok() && rx.await.unwrap_or(false);
+                    let ok = ask(e, |tx| SessionCommand::SessionTimeout(Some(*limit), tx)).await;
                     tracing::info!(session = e.id, user = %e.user, limit_s = limit.as_secs(), applied = ok, "RADIUS CoA: new session timeout");
+                }
+                if let Some(limit) = idle_timeout {
+                    let ok = ask(e, |tx| SessionCommand::IdleTimeout(Some(*limit), tx)).await;
+                    tracing::info!(session = e.id, user = %e.user, limit_s = limit.as_secs(), applied = ok, "RADIUS CoA: new idle timeout");
                 }
             }
         }
     }
     matched.len()
+}
+
+/// Sends a command to a running session; whether it was applied.
+async fn ask(e: &SessionEntry, cmd: impl FnOnce(oneshot::Sender<bool>) -> SessionCommand) -> bool {
+    let (tx, rx) = oneshot::channel();
+    e.control.send(cmd(tx)).await.is_ok() && rx.await.unwrap_or(false)
 }
 
 #[cfg(test)]

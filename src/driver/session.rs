@@ -66,6 +66,9 @@ pub enum SessionCommand {
     /// Session-Timeout); `None` removes it. The answer is false when the session was not
     /// yet authorised.
     SessionTimeout(Option<Duration>, oneshot::Sender<bool>),
+    /// Change the idle limit (RADIUS CoA Idle-Timeout); `None` removes it. The answer is
+    /// false when the session was not yet authorised.
+    IdleTimeout(Option<Duration>, oneshot::Sender<bool>),
 }
 
 /// How long the last frames (Terminate-Ack, ...) may take to leave after the link is down.
@@ -209,6 +212,9 @@ where
                     }
                     Some(SessionCommand::SessionTimeout(limit, reply)) => {
                         let _ = reply.send(link.set_session_timeout(Instant::now(), limit));
+                    }
+                    Some(SessionCommand::IdleTimeout(limit, reply)) => {
+                        let _ = reply.send(link.set_idle_timeout(Instant::now(), limit));
                     }
                     // The daemon let go of the channel: no more commands.
                     None => host.control = None,

@@ -356,6 +356,13 @@ impl Link {
         self.core.set_session_timeout(now, limit)
     }
 
+    /// Changes the idle limit while the session runs (a RADIUS CoA-Request with
+    /// Idle-Timeout): counted from the last IP packet either way; `None` removes it. Before
+    /// authorisation it does nothing and returns false.
+    pub fn set_idle_timeout(&mut self, now: Instant, limit: Option<Duration>) -> bool {
+        self.core.set_idle_timeout(now, limit)
+    }
+
     /// The line went away (carrier lost, EOF): the session ends at once.
     pub fn lower_down(&mut self, now: Instant) {
         self.core.lower_down(now);
@@ -774,6 +781,18 @@ impl Core {
             return false;
         }
         self.session_at = limit.map(|d| (granted + d).max(now));
+        true
+    }
+
+    fn set_idle_timeout(&mut self, now: Instant, limit: Option<Duration>) -> bool {
+        if self.granted_at.is_none() || self.done {
+            return false;
+        }
+        self.idle_for = limit;
+        // Before IPCP is up the timer starts when it comes up.
+        if let Some(last) = self.last_data {
+            self.idle_at = limit.map(|d| (last + d).max(now));
+        }
         true
     }
 
