@@ -23,5 +23,6 @@ pub mod daemon;
 pub mod driver;
 pub mod proto;
 pub mod radius;
+pub mod sip;
 pub mod sys;
 pub mod vmodem;
