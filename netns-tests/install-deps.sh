@@ -9,10 +9,11 @@
 #   libpam0g-dev                      libpam.so to link against (nonstick)
 #   tshark                            decodes the pcap files `nasctl capture` writes (tests)
 #   systemd                           systemd-analyze verify for the unit file (tests)
+#   sip-tester                        sipp, the SIP test driver (the SIP bridge tests)
 # Nothing is done when every package is already installed.
 set -euo pipefail
 
-PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping freeradius freeradius-utils libpam-wrapper libpam0g-dev tshark systemd)
+PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping freeradius freeradius-utils libpam-wrapper libpam0g-dev tshark systemd sip-tester)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
