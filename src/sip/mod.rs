@@ -1,1 +1,21 @@
-//! The SIP bridge (issue 8): being written. Sans-IO SIP messages, digest authentication, registrar bindings and the dialplan.
+//! The SIP bridge (issue 8), its sans-IO core so far: the telephony leg that lets ATAs and
+//! SIP phones register and routes calls to free modem lines, instead of an Asterisk box.
+//!
+//! * [`message`]: RFC 3261 messages over UDP: parsing (compact headers, folding, limits: 400
+//!   and 513), typed headers (Via with rport/received, From/To tags, CSeq, Contact, ...),
+//!   responses built from requests, RFC 3581 Via stamping.
+//! * [`digest`]: MD5 digest authentication (RFC 2617 / 8760) with stateless, expiring nonces
+//!   (`stale=true`).
+//! * [`registrar`]: the location service: bindings per address-of-record with expiry,
+//!   RFC 3261 §10.3 rules, bounded memory, qualify (OPTIONS keepalive) bookkeeping.
+//! * [`dialplan`]: Kamailio dialplan semantics (priority, equal/regex/fnmatch match,
+//!   substitution with back-references, attributes) mapping a dialled number to an account
+//!   or a hunt group of modem lines.
+//!
+//! Still to come: transactions and timers, the proxy/B2BUA, the tokio driver, configuration,
+//! `nasctl sip`, and the tests against sipp and baresip.
+
+pub mod dialplan;
+pub mod digest;
+pub mod message;
+pub mod registrar;
