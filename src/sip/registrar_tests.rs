@@ -13,6 +13,12 @@ fn contact(uri: &str, expires: Option<u32>) -> ContactReq {
     }
 }
 
+/// Registers `sip:a@h1` and `sip:a@h2` for AOR `a` (Call-ID `c`, CSeq 1).
+fn register_two(r: &mut Registrar, t0: Instant, expires: Option<u32>) {
+    let contacts = vec![contact("sip:a@h1", None), contact("sip:a@h2", None)];
+    r.register(t0, req("a", "c", 1, contacts, expires)).unwrap();
+}
+
 fn req(
     aor: &str,
     call_id: &str,
@@ -118,17 +124,7 @@ fn one_bad_contact_refuses_the_whole_request() {
 fn refresh_updates_and_expires_zero_removes() {
     let t0 = Instant::now();
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.register(
-        t0,
-        req(
-            "a",
-            "c",
-            1,
-            vec![contact("sip:a@h1", None), contact("sip:a@h2", None)],
-            Some(600),
-        ),
-    )
-    .unwrap();
+    register_two(&mut r, t0, Some(600));
     assert_eq!(r.lookup(t0, "a").len(), 2);
     let t1 = t0 + secs(300);
     let b = r
@@ -207,17 +203,7 @@ fn out_of_order_cseq_is_refused() {
 fn wildcard_unregister() {
     let t0 = Instant::now();
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.register(
-        t0,
-        req(
-            "a",
-            "c",
-            1,
-            vec![contact("sip:a@h1", None), contact("sip:a@h2", None)],
-            None,
-        ),
-    )
-    .unwrap();
+    register_two(&mut r, t0, None);
     let mut wild = req("a", "c", 2, vec![], Some(600));
     wild.contacts = Contact::Wildcard;
     assert_eq!(
