@@ -12,10 +12,14 @@
 //!   substitution with back-references, attributes) mapping a dialled number to an account
 //!   or a hunt group of modem lines.
 //!
-//! Still to come: transactions and timers, the proxy/B2BUA, the tokio driver, configuration,
+//! * [`transaction`]: RFC 3261 §17 client and server transactions over UDP (INVITE and
+//!   non-INVITE, timers A-K, retransmissions absorbed and repeated, bounded).
+//!
+//! Still to come: the proxy/B2BUA, the tokio driver, configuration,
 //! `nasctl sip`, and the tests against sipp and baresip.
 
 pub mod dialplan;
 pub mod digest;
 pub mod message;
 pub mod registrar;
+pub mod transaction;
