@@ -69,6 +69,8 @@ pub struct DaemonSpec {
     pub numbers: HashMap<String, String>,
     /// The control socket (read at start only).
     pub control: ControlConfig,
+    /// The SIP bridge (read at start only).
+    pub sip: Option<crate::sip::config::SipConfig>,
 }
 
 /// Reads the configuration again, for `nasctl reload` (what SIGHUP does): the new spec, or
@@ -116,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Port states, capture taps and counters for the control socket.
     pub(crate) monitor: monitor::Monitor,
+    /// The SIP bridge, when `[sip]` is configured.
+    pub(crate) sip: Option<crate::sip::handle::SipHandle>,
 }
 
 impl Shared {
@@ -249,6 +253,7 @@ pub async fn run_with(
         port_numbers: Mutex::new(HashMap::new()),
         stopping: std::sync::atomic::AtomicBool::new(false),
         monitor: monitor::Monitor::default(),
+        sip: None,
     });
     if let Some(r) = &spec.radius
         && let Some(listen) = r.dae_listen
@@ -415,6 +420,7 @@ impl DaemonSpec {
                 .filter_map(|p| Some((p.name.clone(), p.number.clone()?)))
                 .collect(),
             control: c.control.clone(),
+            sip: None,
         })
     }
 }

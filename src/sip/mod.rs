@@ -18,8 +18,11 @@
 //! Still to come: the proxy/B2BUA, the tokio driver, configuration,
 //! `nasctl sip`, and the tests against sipp and baresip.
 
+pub mod config;
 pub mod dialplan;
 pub mod digest;
+pub mod handle;
 pub mod message;
 pub mod registrar;
 pub mod transaction;
+pub mod view;

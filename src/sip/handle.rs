@@ -1,0 +1,45 @@
+//! The running bridge as the rest of nasd sees it: queries for `nasctl sip`.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::view::{CallView, RegistrationView};
+
+/// A question for the bridge task.
+#[derive(Debug)]
+pub enum Query {
+    /// The registered contacts.
+    Registrations(oneshot::Sender<Vec<RegistrationView>>),
+    /// The calls in progress.
+    Calls(oneshot::Sender<Vec<CallView>>),
+}
+
+/// A cheap handle on the bridge task.
+#[derive(Debug, Clone)]
+pub struct SipHandle {
+    tx: mpsc::Sender<Query>,
+}
+
+impl SipHandle {
+    /// A handle sending queries on `tx` (the bridge task owns the receiver).
+    pub fn new(tx: mpsc::Sender<Query>) -> Self {
+        Self { tx }
+    }
+
+    /// The registered contacts, by account; empty if the bridge has stopped.
+    pub async fn registrations(&self) -> Vec<RegistrationView> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Query::Registrations(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// The calls in progress; empty if the bridge has stopped.
+    pub async fn calls(&self) -> Vec<CallView> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Query::Calls(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
