@@ -1,6 +1,7 @@
 //! `nasctl` against a running nasd with real pppd clients: sessions (table, JSON, filters),
 //! kill (the caller sees LCP Terminate, the port goes back to idle), ports, stats, reload,
-//! a live capture decoded by tshark, and who may use the control socket.
+//! a live capture decoded by tshark, who may use the control socket, and `nasctl sip` without
+//! a `[sip]` section.
 
 use crate::daemon::{Cfg, Nas, dial, guest_as, vmodem};
 use crate::support::netns::{NetNs, Proc, nasd};
@@ -427,6 +428,22 @@ fn only_root_and_the_sockets_group_may_control_nasd() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("no sessions"));
+    // Without [sip], the SIP commands fail with a clear message (tables and JSON alike).
+    for args in [
+        &["sip", "calls"][..],
+        &["sip", "calls", "--json"],
+        &["sip", "registrations"],
+        &["sip", "registrations", "--json"],
+    ] {
+        let out = run(&[], &sock, args);
+        assert_eq!(out.status.code(), Some(1), "nasctl {args:?}");
+        assert!(out.stdout.is_empty(), "nasctl {args:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "nasctl: the SIP bridge is not configured (no [sip] section in nasd.toml)\n",
+            "nasctl {args:?}"
+        );
+    }
     // With the file open to all, nasd's own check (SO_PEERCRED) still refuses outsiders.
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let err = fails(&outsider, &sock, &["ports"]);

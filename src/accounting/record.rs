@@ -147,9 +147,18 @@ pub struct CallRecord {
     /// The called number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callee: Option<String>,
-    /// The line (port) the call used.
+    /// The line (SIP account) the call used last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,
+    /// That line's nasd port, for a modem line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// Lines tried (hunting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// The final SIP status sent to the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     /// When the call arrived, unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<u64>,

@@ -8,6 +8,8 @@
 //! nasctl capture <port> -w FILE|-                  the line's PPP frames, as pcap
 //! nasctl reload                                    re-read the configuration (as SIGHUP)
 //! nasctl version                                   nasctl's and nasd's versions
+//! nasctl sip registrations [--json]                the SIP bridge's registered devices
+//! nasctl sip calls [--json]                        the SIP bridge's calls in progress
 //! ```
 //!
 //! The socket is `--socket PATH`, else `[control] socket` of `--config FILE`, else
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 use nasd::control::client::{Client, ClientError};
 use nasd::control::{Command, PortView, SessionView, StatsView, VersionView};
 use nasd::control::{capture_client, show};
+use nasd::sip::view::{CallView, RegistrationView};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -85,6 +88,27 @@ enum Cmd {
     Reload,
     /// Show nasctl's and nasd's versions.
     Version,
+    /// The SIP bridge: registered devices and calls.
+    Sip {
+        #[command(subcommand)]
+        cmd: SipCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SipCmd {
+    /// List the registered SIP devices (ATAs, phones) and their reachability.
+    Registrations {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the calls in progress.
+    Calls {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -186,7 +210,32 @@ async fn run(cmd: Cmd, socket: PathBuf) -> Result<(), ClientError> {
             println!("nasctl {}", env!("CARGO_PKG_VERSION"));
             println!("nasd {} (control protocol {})", v.version, v.protocol);
         }
+        Cmd::Sip { cmd } => sip(&mut client, cmd).await?,
         Cmd::Capture { .. } => {}
+    }
+    Ok(())
+}
+
+async fn sip(client: &mut Client, cmd: SipCmd) -> Result<(), ClientError> {
+    match cmd {
+        SipCmd::Registrations { json } => {
+            let data = client.request(Command::SipRegistrations).await?;
+            if json {
+                print_json(&array(data)?);
+            } else {
+                let regs: Vec<RegistrationView> = parse(data)?;
+                println!("{}", show::sip_registrations(&regs));
+            }
+        }
+        SipCmd::Calls { json } => {
+            let data = client.request(Command::SipCalls).await?;
+            if json {
+                print_json(&array(data)?);
+            } else {
+                let calls: Vec<CallView> = parse(data)?;
+                println!("{}", show::sip_calls(&calls));
+            }
+        }
     }
     Ok(())
 }
@@ -194,6 +243,17 @@ async fn run(cmd: Cmd, socket: PathBuf) -> Result<(), ClientError> {
 fn parse<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> Result<T, ClientError> {
     serde_json::from_value(data)
         .map_err(|e| ClientError::Protocol(format!("nasd's answer is not understood: {e}")))
+}
+
+/// `data` if it is a JSON array (what the list commands answer).
+fn array(data: serde_json::Value) -> Result<serde_json::Value, ClientError> {
+    if data.is_array() {
+        Ok(data)
+    } else {
+        Err(ClientError::Protocol(
+            "nasd's answer is not understood: expected a list".into(),
+        ))
+    }
 }
 
 fn print_json(data: &serde_json::Value) {

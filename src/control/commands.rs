@@ -1,7 +1,8 @@
 //! The answers to the control commands (everything but `capture`, see
-//! [`stream`](super::stream)).
+//! [`stream`](super::stream); the SIP bridge's in [`sip`](super::sip)).
 
 use super::server::Ctx;
+use super::sip::{ANSWER_WAIT, Ask};
 use super::{
     Command, PortView, Response, SessionView, StatsView, Traffic, VERSION, VersionView, unix_secs,
 };
@@ -57,6 +58,12 @@ pub(super) async fn handle(ctx: &Ctx, cmd: Command) -> Response {
         Command::Stats => stats(ctx).await,
         Command::Reload => reload(ctx).await,
         Command::Capture { .. } => Response::error("capture is a streaming request"),
+        Command::SipRegistrations => {
+            super::sip::answer(ctx.shared.sip.as_ref(), Ask::Registrations, ANSWER_WAIT).await
+        }
+        Command::SipCalls => {
+            super::sip::answer(ctx.shared.sip.as_ref(), Ask::Calls, ANSWER_WAIT).await
+        }
     }
 }
 

@@ -11,10 +11,15 @@
 //! <- {"v":1,"ok":true,"data":[{"id":1,"port":"m0","user":"alice",...}]}
 //! -> {"v":1,"cmd":"kill","target":"bob"}
 //! <- {"v":1,"ok":false,"error":"no session matches \"bob\""}
+//! -> {"v":1,"cmd":"sip-calls"}
+//! <- {"v":1,"ok":true,"data":[{"id":3,"caller":"5550100","callee":"5551234",...}]}
 //! ```
 //!
 //! Commands: `version`, `sessions` (`user`, `port` filters), `kill` (`target`: a session
-//! id, user name or address), `ports`, `stats`, `reload` and `capture` (`port`). A
+//! id, user name or address), `ports`, `stats`, `reload`, `capture` (`port`), and the SIP
+//! bridge's `sip-registrations` (an array of
+//! [`RegistrationView`](crate::sip::view::RegistrationView)) and `sip-calls` (an array of
+//! [`CallView`](crate::sip::view::CallView)), both errors when nasd has no `[sip]`. A
 //! connection may carry several requests, one after the other. After a successful `capture`
 //! answer the connection carries a pcap stream (LINKTYPE_PPP_HDLC, or 204 with direction) of the
 //! port's frames until the client closes it or the port goes away.
@@ -29,6 +34,7 @@ pub mod client;
 mod commands;
 pub mod server;
 pub mod show;
+mod sip;
 mod stream;
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +100,12 @@ pub enum Command {
         #[serde(default)]
         direction: bool,
     },
+    /// The SIP bridge's registered contacts.
+    #[serde(rename = "sip-registrations")]
+    SipRegistrations,
+    /// The SIP bridge's calls in progress.
+    #[serde(rename = "sip-calls")]
+    SipCalls,
 }
 
 /// An answer as sent on the socket.
@@ -307,6 +319,23 @@ mod tests {
         );
         assert!(serde_json::from_str::<Request>(r#"{"v":1,"cmd":"format-disk"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"v":1,"cmd":"kill"}"#).is_err());
+    }
+
+    #[test]
+    fn sip_commands_round_trip_with_their_dashed_names() {
+        for (cmd, name) in [
+            (Command::SipRegistrations, "sip-registrations"),
+            (Command::SipCalls, "sip-calls"),
+        ] {
+            let text = serde_json::to_string(&Request::new(cmd.clone())).unwrap();
+            assert_eq!(text, format!(r#"{{"v":1,"cmd":"{name}"}}"#));
+            assert_eq!(serde_json::from_str::<Request>(&text).unwrap().cmd, cmd);
+        }
+        // Only the dashed spelling is the command.
+        for wrong in ["sipcalls", "sip_calls", "sipregistrations", "SipCalls"] {
+            let line = format!(r#"{{"v":1,"cmd":"{wrong}"}}"#);
+            assert!(serde_json::from_str::<Request>(&line).is_err(), "{wrong}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! How `nasctl` shows answers to people: tables and plain text.
 
 use super::{PortView, SessionView, StatsView};
+use crate::sip::view::{CallView, RegistrationView};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::fmt::Write;
 
@@ -114,6 +115,96 @@ pub fn stats(s: &StatsView) -> String {
     out
 }
 
+/// The SIP bridge's registrations table (`nasctl sip registrations`).
+pub fn sip_registrations(regs: &[RegistrationView]) -> String {
+    if regs.is_empty() {
+        return "no registrations".into();
+    }
+    let mut t = table(&[
+        "ACCOUNT",
+        "PORT",
+        "CONTACT",
+        "SOURCE",
+        "EXPIRES",
+        "STATUS",
+        "LATENCY",
+        "USER-AGENT",
+    ]);
+    for r in regs {
+        t.add_row(vec![
+            printable(&r.account),
+            or_dash(r.port.as_ref()),
+            printable(&r.contact),
+            printable(&r.source),
+            format!("in {}", duration(r.expires_in.into())),
+            r.status.clone(),
+            r.latency_ms
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms")),
+            r.user_agent
+                .as_deref()
+                .filter(|ua| !ua.is_empty())
+                .map_or_else(|| "-".into(), printable),
+        ]);
+    }
+    t.to_string()
+}
+
+/// The SIP bridge's calls table (`nasctl sip calls`).
+pub fn sip_calls(calls: &[CallView]) -> String {
+    sip_calls_at(calls, super::unix_secs(std::time::SystemTime::now()))
+}
+
+/// The calls table as seen at `now` (unix seconds): DURATION is the time since the answer;
+/// a call not answered yet shows how long it has waited in STATE instead.
+fn sip_calls_at(calls: &[CallView], now: u64) -> String {
+    if calls.is_empty() {
+        return "no calls".into();
+    }
+    let mut t = table(&[
+        "ID", "CALLER", "CALLEE", "LINE", "PORT", "STATE", "DURATION", "ATTEMPTS",
+    ]);
+    for c in calls {
+        let state = match c.answered {
+            Some(_) => c.state.clone(),
+            None => format!("{} ({})", c.state, duration(now.saturating_sub(c.started))),
+        };
+        t.add_row(vec![
+            c.id.to_string(),
+            Some(&c.caller)
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| "-".into(), |n| printable(n)),
+            Some(&c.callee)
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| "-".into(), |n| printable(n)),
+            or_dash(c.line.as_ref()),
+            or_dash(c.port.as_ref()),
+            state,
+            c.answered
+                .map_or_else(|| "-".into(), |at| duration(now.saturating_sub(at))),
+            c.attempts.to_string(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Text from the network (SIP headers) made safe for a terminal and a table cell: control
+/// characters (escape sequences, line breaks) are shown escaped, never sent as they are.
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn or_dash<T: ToString>(v: Option<&T>) -> String {
     v.map_or_else(|| "-".into(), ToString::to_string)
 }
@@ -217,5 +308,156 @@ mod tests {
             assert!(text.contains(needle), "{needle} in\n{text}");
         }
         assert_eq!(sessions(&[]), "no sessions");
+    }
+
+    fn registration() -> RegistrationView {
+        RegistrationView {
+            account: "line1".into(),
+            contact: "sip:line1@192.0.2.10:5060".into(),
+            source: "192.0.2.10:5060".into(),
+            expires_in: 3599,
+            port: Some("modem0".into()),
+            status: "reachable".into(),
+            latency_ms: Some(12.46),
+            user_agent: Some("Grandstream HT801".into()),
+        }
+    }
+
+    fn call() -> CallView {
+        CallView {
+            id: 3,
+            call_id: "a84b4c76e66710@pc33".into(),
+            caller: "5550100".into(),
+            callee: "5551234".into(),
+            line: Some("line1".into()),
+            port: Some("modem0".into()),
+            state: "answered".into(),
+            started: 1_000,
+            answered: Some(1_004),
+            attempts: 2,
+        }
+    }
+
+    /// The table's data rows (between the header rule and the bottom), cells trimmed.
+    fn rows(text: &str) -> Vec<Vec<String>> {
+        let lines: Vec<_> = text.lines().collect();
+        let header = lines.iter().position(|l| l.starts_with('╞')).unwrap();
+        lines[header + 1..]
+            .iter()
+            .filter(|l| l.starts_with('│'))
+            .map(|l| {
+                l.trim_matches('│')
+                    .split('┆')
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_registrations_table_shows_every_column_in_order() {
+        let mut anonymous = registration();
+        anonymous.account = "alice".into();
+        anonymous.port = None;
+        anonymous.status = "unknown".into();
+        anonymous.latency_ms = None;
+        anonymous.user_agent = None;
+        anonymous.expires_in = 45;
+        let text = sip_registrations(&[registration(), anonymous]);
+        let header = text.lines().nth(1).unwrap();
+        let names: Vec<_> = header.trim_matches('│').split('┆').map(str::trim).collect();
+        assert_eq!(
+            names,
+            [
+                "ACCOUNT",
+                "PORT",
+                "CONTACT",
+                "SOURCE",
+                "EXPIRES",
+                "STATUS",
+                "LATENCY",
+                "USER-AGENT"
+            ]
+        );
+        assert_eq!(
+            rows(&text),
+            [
+                [
+                    "line1",
+                    "modem0",
+                    "sip:line1@192.0.2.10:5060",
+                    "192.0.2.10:5060",
+                    "in 59m59s",
+                    "reachable",
+                    "12.5 ms",
+                    "Grandstream HT801"
+                ],
+                [
+                    "alice",
+                    "-",
+                    "sip:line1@192.0.2.10:5060",
+                    "192.0.2.10:5060",
+                    "in 45s",
+                    "unknown",
+                    "-",
+                    "-"
+                ]
+            ],
+            "\n{text}"
+        );
+        assert_eq!(sip_registrations(&[]), "no registrations");
+    }
+
+    #[test]
+    fn a_calls_table_shows_talk_time_or_how_long_a_call_waits() {
+        let mut ringing = call();
+        ringing.id = 4;
+        ringing.state = "ringing".into();
+        ringing.answered = None;
+        ringing.line = None;
+        ringing.port = None;
+        ringing.caller = String::new();
+        ringing.started = 1_060;
+        ringing.attempts = 1;
+        let text = sip_calls_at(&[call(), ringing], 1_072);
+        let header = text.lines().nth(1).unwrap();
+        for (i, name) in [
+            "ID", "CALLER", "CALLEE", "LINE", "PORT", "STATE", "DURATION", "ATTEMPTS",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(
+                header.trim_matches('│').split('┆').nth(i).unwrap().trim(),
+                *name
+            );
+        }
+        assert_eq!(
+            rows(&text),
+            [
+                [
+                    "3", "5550100", "5551234", "line1", "modem0", "answered", "1m08s", "2"
+                ],
+                ["4", "-", "5551234", "-", "-", "ringing (12s)", "-", "1"]
+            ],
+            "\n{text}"
+        );
+        // A clock that went backwards shows zero, never a panic or a huge number.
+        let text = sip_calls_at(&[call()], 0);
+        assert_eq!(rows(&text)[0][6], "0s", "\n{text}");
+        assert_eq!(sip_calls(&[]), "no calls");
+    }
+
+    #[test]
+    fn text_from_the_network_cannot_break_the_table_or_the_terminal() {
+        let mut r = registration();
+        r.user_agent = Some("evil\u{1b}[2J\nphone".into());
+        r.latency_ms = Some(f64::NAN);
+        let text = sip_registrations(&[r]);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert_eq!(rows(&text).len(), 1, "one row\n{text}");
+        assert_eq!(rows(&text)[0][7], "evil\\u{1b}[2J\\nphone");
+        assert_eq!(rows(&text)[0][6], "-");
+        assert_eq!(printable("plain"), "plain");
     }
 }

@@ -9,6 +9,7 @@ pub mod pool;
 pub mod registry;
 pub mod router;
 mod session;
+mod sip;
 
 use crate::accounting::{self, Accounting, Backoff, Body, Journal};
 use crate::auth::limiter::{Limiter, LimiterConfig};
@@ -120,6 +121,9 @@ pub(crate) struct Shared {
     pub(crate) monitor: monitor::Monitor,
     /// The SIP bridge, when `[sip]` is configured.
     pub(crate) sip: Option<crate::sip::handle::SipHandle>,
+    /// The caller's number of the answered SIP call on each modem port, for the PPP
+    /// session that starts there.
+    pub(crate) sip_callers: Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
@@ -231,6 +235,11 @@ pub async fn run_with(
     })
     .await
     .context("installing the nftables table inet nasd")?;
+    let sip = match &spec.sip {
+        Some(c) => Some(sip::prepare(c).await?),
+        None => None,
+    };
+    let mut sip_task = None;
     let router = Router::new(tun.clone(), spec.isolate_clients);
     tokio::spawn(router.clone().run_tun_reader(cancel.child_token()));
     let shared = Arc::new(Shared {
@@ -253,8 +262,14 @@ pub async fn run_with(
         port_numbers: Mutex::new(HashMap::new()),
         stopping: std::sync::atomic::AtomicBool::new(false),
         monitor: monitor::Monitor::default(),
-        sip: None,
+        sip: sip.as_ref().map(|p| p.handle.clone()),
+        sip_callers: Mutex::new(HashMap::new()),
     });
+    if let Some(p) = sip {
+        let shared = shared.clone();
+        let token = cancel.child_token();
+        sip_task = Some(tokio::spawn(sip::run(shared, p, token)));
+    }
     if let Some(r) = &spec.radius
         && let Some(listen) = r.dae_listen
     {
@@ -303,7 +318,8 @@ pub async fn run_with(
     shared
         .stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let handles: Vec<_> = ports.into_values().map(|(_, _, h)| h).collect();
+    let mut handles: Vec<_> = ports.into_values().map(|(_, _, h)| h).collect();
+    handles.extend(sip_task);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(handles)).await;
     // Every session's Stop record is on disk before Accounting-Off.
     shared.tasks.close();
@@ -420,7 +436,7 @@ impl DaemonSpec {
                 .filter_map(|p| Some((p.name.clone(), p.number.clone()?)))
                 .collect(),
             control: c.control.clone(),
-            sip: None,
+            sip: c.sip.clone(),
         })
     }
 }

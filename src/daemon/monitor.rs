@@ -29,6 +29,8 @@ pub(crate) struct Monitor {
     sessions_total: AtomicU64,
     auth_failures: AtomicU64,
     ended: Mutex<Traffic>,
+    /// Bumped at every port change, so the SIP bridge re-reads the states only then.
+    version: AtomicU64,
 }
 
 impl Default for Monitor {
@@ -39,6 +41,7 @@ impl Default for Monitor {
             sessions_total: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             ended: Mutex::default(),
+            version: AtomicU64::new(0),
         }
     }
 }
@@ -46,6 +49,7 @@ impl Default for Monitor {
 impl Monitor {
     /// A port is (re)started: its entry, new or kept; the tap for its sessions.
     pub(crate) fn add_port(&self, name: &str) -> CaptureTap {
+        self.version.fetch_add(1, Ordering::Relaxed);
         lock(&self.ports)
             .entry(name.to_string())
             .or_insert_with(|| PortEntry {
@@ -59,6 +63,7 @@ impl Monitor {
     /// A port was removed (reload): it is no longer reported, and captures of it end once
     /// its task and sessions are gone.
     pub(crate) fn remove_port(&self, name: &str) {
+        self.version.fetch_add(1, Ordering::Relaxed);
         lock(&self.ports).remove(name);
     }
 
@@ -67,6 +72,12 @@ impl Monitor {
         if let Some(e) = lock(&self.ports).get_mut(name) {
             e.status = Some(status.clone());
         }
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes whenever a port is added, removed or changes state.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
     }
 
     /// Every configured port, by name.

@@ -69,7 +69,15 @@ impl PortHooks for PortHooksImpl {
         let ip = Arc::new(Mutex::new(None));
         tokio::spawn(shared.router.clone().run_uplink(ip.clone(), to_host_rx));
         let connect = call.connect.as_ref();
-        let caller = connect.and_then(|c| c.caller.number.clone());
+        // The modem's caller id, else the caller of the SIP call that rang this line.
+        let caller = connect.and_then(|c| c.caller.number.clone()).or_else(|| {
+            shared
+                .sip_callers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&self.port)
+                .cloned()
+        });
         tracing::info!(port = %self.port, session = id, acct_id = %acct_id, caller = ?caller, "call");
         shared.registry.insert(SessionEntry {
             id,
@@ -138,6 +146,9 @@ impl PortHooks for PortHooksImpl {
         // Out of the registry first: the totals never count a session twice.
         self.shared.registry.remove(s.id);
         self.shared.monitor.session_ended(&stats);
+        if let Some(sip) = &self.shared.sip {
+            sip.session_ended(&s.cx.port);
+        }
         let _ = s.acct.send(AcctEvent::Ended(reason, stats));
     }
 

@@ -17,12 +17,26 @@ pub enum Query {
 #[derive(Debug, Clone)]
 pub struct SipHandle {
     tx: mpsc::Sender<Query>,
+    ended: Option<mpsc::UnboundedSender<String>>,
 }
 
 impl SipHandle {
     /// A handle sending queries on `tx` (the bridge task owns the receiver).
     pub fn new(tx: mpsc::Sender<Query>) -> Self {
-        Self { tx }
+        Self { tx, ended: None }
+    }
+
+    /// This handle, also telling the bridge on `ended` which ports' PPP sessions ended.
+    pub fn with_session_ends(mut self, ended: mpsc::UnboundedSender<String>) -> Self {
+        self.ended = Some(ended);
+        self
+    }
+
+    /// The PPP session on `port` ended: the bridge hangs up the call on that line.
+    pub fn session_ended(&self, port: &str) {
+        if let Some(tx) = &self.ended {
+            let _ = tx.send(port.to_string());
+        }
     }
 
     /// The registered contacts, by account; empty if the bridge has stopped.

@@ -18,6 +18,7 @@
 //! Still to come: the proxy/B2BUA, the tokio driver, configuration,
 //! `nasctl sip`, and the tests against sipp and baresip.
 
+pub mod bridge;
 pub mod config;
 pub mod dialplan;
 pub mod digest;

@@ -467,6 +467,11 @@ impl TransactionLayer {
         self.transmits.push_back((to, msg.to_bytes()));
     }
 
+    /// Queues raw bytes outside any transaction (answers to datagrams that did not parse).
+    pub fn transmit_raw(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.transmits.push_back((to, bytes));
+    }
+
     /// Feeds a parsed datagram received from `from`.
     pub fn handle_incoming(&mut self, now: Instant, msg: Message, from: SocketAddr) -> Incoming {
         match msg {
