@@ -83,12 +83,47 @@
 //! toggle_dtr_ms = 500            # DTR low this long to hang up
 //! login = false                  # overrides [ppp] login for this port
 //! number = "5551234"             # the line's telephone number (Called-Station-Id)
+//!
+//! [sip]                          # the SIP bridge; absent: none
+//! listen = "0.0.0.0:5060"        # an address alone means port 5060
+//! public = "192.0.2.1:5060"      # address for Via/Contact (default: found from the host)
+//! realm = "nasd"                 # the digest realm
+//! allow = ["10.0.0.0/8"]         # source ACL (addresses or networks); absent/[] = everyone
+//! qualify = 60                   # seconds between OPTIONS probes; 0 or absent = off
+//! qualify_max_ms = 200           # slower answers are "lagged", 1-60000
+//! ring_timeout = 20              # seconds per line before the next, 1-3600
+//! min_expires = 60               # min_expires <= default_expires <= max_expires
+//! max_expires = 7200
+//! default_expires = 3600
+//! nonce_lifetime = 300           # seconds, 1-86400
+//! max_message_size = 8192        # bytes, 1024-65507
+//! max_calls = 1000               # 1-100000
+//! [[sip.account]]
+//! name = "line1"                 # required, unique, SIP token characters, at most 64
+//! secret = "s3cret"              # required, non-empty; never shown
+//! extension = "101"              # names, extensions and aliases: one namespace
+//! aliases = ["modem1"]
+//! port = "ttyUSB0"               # a modem [[port]], rung by at most one account
+//! [[sip.group]]
+//! name = "modems"                # unique
+//! lines = ["line1"]              # accounts, hunted in order; not empty
+//! [[sip.rule]]                   # a Kamailio dialplan row
+//! priority = 0
+//! match_op = "regex"             # "equal", "regex", "fnmatch" or 0, 1, 2
+//! match_exp = "^9"               # required
+//! match_len = 0                  # 0 or absent: any length
+//! subst_exp = "^9(.*)$"
+//! repl_exp = "\\1"
+//! attrs = ""
+//! group = "modems"               # exactly one of account = "..." / group = "..."
 //! ```
 
 mod pool;
 mod raw;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sip;
 mod validate;
 
 pub use pool::{MAX_POOL, Pool, PoolError};
@@ -391,7 +426,7 @@ enum Warning {
 }
 
 /// The whole configuration, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[network]`.
     pub network: NetworkConfig,
@@ -407,6 +442,8 @@ pub struct Config {
     pub radius: Option<RadiusSettings>,
     /// The `[[port]]`s, in file order (at least one).
     pub ports: Vec<PortConfig>,
+    /// `[sip]`: the SIP bridge (`None`: no bridge).
+    pub sip: Option<crate::sip::config::SipConfig>,
     source: String,
     warnings: Vec<Warning>,
 }

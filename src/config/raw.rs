@@ -3,7 +3,10 @@
 //! `Option` (its default is applied by the validation, which also knows whether the key
 //! was written at all).
 
+use crate::sip::dialplan::MatchOp;
+use core::fmt;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use toml::Spanned;
 
 /// A string with its place in the file.
@@ -180,4 +183,160 @@ pub(super) struct Port {
     pub login: Option<bool>,
     #[serde(default)]
     pub number: Option<Str>,
+}
+
+/// `[sip]`. Its arrays of tables (`account`, `group`, `rule`) are read one table at a time by
+/// the validation, so that one bad table does not hide the others; they are only named here
+/// so that the list of known keys includes them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Sip {
+    #[serde(default)]
+    pub listen: Option<Str>,
+    #[serde(default)]
+    pub public: Option<Str>,
+    #[serde(default)]
+    pub realm: Option<Str>,
+    #[serde(default)]
+    pub allow: Option<StrList>,
+    #[serde(default)]
+    pub qualify: Option<Num>,
+    #[serde(default)]
+    pub qualify_max_ms: Option<Num>,
+    #[serde(default)]
+    pub ring_timeout: Option<Num>,
+    #[serde(default)]
+    pub min_expires: Option<Num>,
+    #[serde(default)]
+    pub max_expires: Option<Num>,
+    #[serde(default)]
+    pub default_expires: Option<Num>,
+    #[serde(default)]
+    pub nonce_lifetime: Option<Num>,
+    #[serde(default)]
+    pub max_message_size: Option<Num>,
+    #[serde(default)]
+    pub max_calls: Option<Num>,
+    #[serde(default, rename = "account")]
+    pub _account: Option<IgnoredAny>,
+    #[serde(default, rename = "group")]
+    pub _group: Option<IgnoredAny>,
+    #[serde(default, rename = "rule")]
+    pub _rule: Option<IgnoredAny>,
+}
+
+/// A secret as written: any string. A value of another type is refused without being
+/// repeated in the message (a numeric PIN written without quotes is still a secret).
+pub(super) struct Secret(pub String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom(HIDDEN))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom(HIDDEN))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(HIDDEN))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom(HIDDEN))
+            }
+        }
+        const HIDDEN: &str = "must be a string in quotes (the value is not shown: it is a secret)";
+        d.deserialize_any(V)
+    }
+}
+
+/// One `[[sip.account]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SipAccount {
+    pub name: Str,
+    pub secret: Spanned<Secret>,
+    #[serde(default)]
+    pub extension: Option<Str>,
+    #[serde(default)]
+    pub aliases: Option<StrList>,
+    #[serde(default)]
+    pub port: Option<Str>,
+}
+
+/// One `[[sip.group]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SipGroup {
+    pub name: Str,
+    pub lines: StrList,
+}
+
+/// `match_op` of a `[[sip.rule]]`: a name, or Kamailio's number.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RawMatchOp(pub MatchOp);
+
+impl<'de> Deserialize<'de> for RawMatchOp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawMatchOp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"equal\", \"regex\" or \"fnmatch\" (or Kamailio's 0, 1 or 2)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawMatchOp, E> {
+                match v {
+                    "equal" => Ok(RawMatchOp(MatchOp::Equal)),
+                    "regex" => Ok(RawMatchOp(MatchOp::Regex)),
+                    "fnmatch" => Ok(RawMatchOp(MatchOp::Fnmatch)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawMatchOp, E> {
+                u8::try_from(v)
+                    .ok()
+                    .and_then(MatchOp::from_code)
+                    .map(RawMatchOp)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawMatchOp, E> {
+                u8::try_from(v)
+                    .ok()
+                    .and_then(MatchOp::from_code)
+                    .map(RawMatchOp)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One `[[sip.rule]]`: a row of Kamailio's `dialplan` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SipRule {
+    #[serde(default)]
+    pub priority: Option<Spanned<i64>>,
+    pub match_op: Spanned<RawMatchOp>,
+    pub match_exp: Str,
+    #[serde(default)]
+    pub match_len: Option<Num>,
+    #[serde(default)]
+    pub subst_exp: Option<Str>,
+    #[serde(default)]
+    pub repl_exp: Option<Str>,
+    #[serde(default)]
+    pub attrs: Option<Str>,
+    #[serde(default)]
+    pub account: Option<Str>,
+    #[serde(default)]
+    pub group: Option<Str>,
 }

@@ -15,6 +15,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 mod ports;
 mod radius;
 mod sections;
+mod sip;
 
 type Span = Range<usize>;
 
@@ -52,6 +53,7 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
     let mut accounting = None;
     let mut radius = None;
     let mut ports = None;
+    let mut sip = None;
     for (key, value) in root.get_ref().iter() {
         let name: &str = key.get_ref();
         match name {
@@ -64,11 +66,12 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
                 radius = Some((cx.section::<raw::Radius>("[radius]", value), key.span()));
             }
             "port" => ports = Some(cx.port_tables(value)),
+            "sip" => sip = cx.sip_section(value),
             _ => cx.error(
                 Some(key.span()),
                 format!(
                     "unknown section [{name}]; the sections are [network], [ppp], [auth], \
-                     [control], [accounting], [radius] and [[port]]"
+                     [control], [accounting], [radius], [sip] and [[port]]"
                 ),
             ),
         }
@@ -113,6 +116,7 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
         Some((Some(r), span)) => cx.radius(r, span, &auth),
         _ => None,
     };
+    let sip = sip.map(|s| cx.sip(s, &ports));
 
     match network {
         Some(network) if cx.problems.is_empty() => Ok(Config {
@@ -123,6 +127,7 @@ pub(super) fn validate(text: &str, source: &str) -> Result<Config, ConfigError> 
             accounting,
             radius,
             ports,
+            sip,
             source: source.to_string(),
             warnings: cx.warnings,
         }),

@@ -1,5 +1,6 @@
-//! The SIP bridge (issue 8), its sans-IO core so far: the telephony leg that lets ATAs and
-//! SIP phones register and routes calls to free modem lines, instead of an Asterisk box.
+//! The SIP bridge: the telephony leg that lets ATAs and SIP phones register and routes calls
+//! to free modem lines, instead of an Asterisk box. Everything here is sans-IO; the tokio
+//! driver is `crate::daemon::sip`.
 //!
 //! * [`message`]: RFC 3261 messages over UDP: parsing (compact headers, folding, limits: 400
 //!   and 513), typed headers (Via with rport/received, From/To tags, CSeq, Contact, ...),
@@ -15,8 +16,10 @@
 //! * [`transaction`]: RFC 3261 §17 client and server transactions over UDP (INVITE and
 //!   non-INVITE, timers A-K, retransmissions absorbed and repeated, bounded).
 //!
-//! Still to come: the proxy/B2BUA, the tokio driver, configuration,
-//! `nasctl sip`, and the tests against sipp and baresip.
+//! * [`bridge`]: the registrar and call router (a B2BUA) built on the above: routing,
+//!   serial hunting over modem lines, CANCEL/BYE/re-INVITE, qualify, call records.
+//! * [`config`], [`view`], [`handle`]: its settings, what `nasctl sip` shows, and the handle
+//!   the rest of nasd uses.
 
 pub mod bridge;
 pub mod config;
