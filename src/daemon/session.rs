@@ -69,15 +69,15 @@ impl PortHooks for PortHooksImpl {
         let ip = Arc::new(Mutex::new(None));
         tokio::spawn(shared.router.clone().run_uplink(ip.clone(), to_host_rx));
         let connect = call.connect.as_ref();
-        // The modem's caller id, else the caller of the SIP call that rang this line.
-        let caller = connect.and_then(|c| c.caller.number.clone()).or_else(|| {
-            shared
-                .sip_callers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&self.port)
-                .cloned()
-        });
+        // The caller of the SIP call that rang this line (the call and the session are one),
+        // else the modem's caller id.
+        let sip_caller = shared
+            .sip_callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.port)
+            .cloned();
+        let caller = sip_caller.or_else(|| connect.and_then(|c| c.caller.number.clone()));
         tracing::info!(port = %self.port, session = id, acct_id = %acct_id, caller = ?caller, "call");
         shared.registry.insert(SessionEntry {
             id,

@@ -166,7 +166,9 @@ impl Bridge {
             max_aors: config.accounts.len().max(1),
         });
         let tl = TransactionLayer::new(transaction::Config {
-            max_transactions: config.max_calls.saturating_mul(8).max(256),
+            // Finished REGISTER/OPTIONS transactions stay 32 s (Timer J) at about half a KiB
+            // each: room for some 6,000 registrations a second, sustained.
+            max_transactions: config.max_calls.saturating_mul(8).max(200_000),
             ..Default::default()
         });
         Ok(Bridge {

@@ -721,6 +721,14 @@ impl TransactionLayer {
                 } else {
                     tx.state = State::Completed;
                     tx.deadline = Some((after(now, t1x64), false));
+                    // Only the response is needed to absorb retransmissions for Timer J's
+                    // 32 s: the request's memory goes now.
+                    tx.request = Message::Request {
+                        method: Method::Other(String::new()),
+                        uri: String::new(),
+                        headers: Headers::default(),
+                        body: Vec::new(),
+                    };
                     self.reschedule(id);
                 }
                 Ok(())

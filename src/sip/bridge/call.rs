@@ -83,6 +83,8 @@ pub(crate) struct Call {
     busy_seen: bool,
     last_status: Option<u16>,
     line: Option<Line>,
+    /// The last line rung (account, port), for the record.
+    last_line: Option<(String, Option<String>)>,
     retx: Vec<Retx>,
 }
 
@@ -280,6 +282,7 @@ impl Bridge {
             busy_seen: false,
             last_status: None,
             line: None,
+            last_line: None,
             retx: Vec::new(),
             a_invite: req,
         };
@@ -299,11 +302,12 @@ impl Bridge {
             let Some(account) = call.candidates.pop_front() else {
                 return self.give_up(now, cid);
             };
-            if self.line_calls.contains_key(&account) {
+            let port = self.config.account(&account).and_then(|a| a.port.clone());
+            // A modem line takes one call at a time; a phone decides for itself.
+            if port.is_some() && self.line_calls.contains_key(&account) {
                 call.busy_seen = true;
                 continue;
             }
-            let port = self.config.account(&account).and_then(|a| a.port.clone());
             if let Some(p) = &port {
                 match self.port_state(p) {
                     LineState::Free => {}
@@ -372,6 +376,7 @@ impl Bridge {
             body,
         );
         call.attempts += 1;
+        call.last_line = Some((account.clone(), port.clone()));
         let attempt = call.attempts;
         tracing::info!(call = cid, line = %account, attempt, "SIP call: ringing line");
         call.line = Some(Line {
@@ -392,7 +397,13 @@ impl Bridge {
             Ok(tx) => {
                 self.clients
                     .insert(tx, ClientRole::LineInvite { call: cid, attempt });
-                self.line_calls.insert(account, cid);
+                if self
+                    .config
+                    .account(&account)
+                    .is_some_and(|a| a.port.is_some())
+                {
+                    self.line_calls.insert(account, cid);
+                }
                 self.by_call_id.insert(call_id, cid);
             }
             Err(e) => {
@@ -465,7 +476,10 @@ impl Bridge {
                 }
                 (Some(l.account.clone()), l.port.clone(), l.answered)
             }
-            None => (None, None, false),
+            None => match &call.last_line {
+                Some((a, p)) => (Some(a.clone()), p.clone(), false),
+                None => (None, None, false),
+            },
         };
         if answered
             && notify_port

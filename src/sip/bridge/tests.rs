@@ -537,3 +537,21 @@ fn shutdown_ends_every_call_with_a_record() {
     assert_eq!(rec.len(), 2);
     assert!(r.b.calls().is_empty());
 }
+
+#[test]
+fn records_name_the_last_line_tried_and_phones_take_several_calls() {
+    let mut r = Rig::new();
+    r.register_lines();
+    r.invite("201", "call-r", "r1");
+    let inv = invites(&r.take(line_addr(1))).pop().unwrap();
+    r.answer(line_addr(1), &inv, 603);
+    let rec = r.records();
+    assert_eq!(rec[0].line.as_deref(), Some("line1"));
+    assert_eq!(rec[0].port.as_deref(), Some("m0"));
+    assert_eq!(rec[0].disposition.as_deref(), Some("declined"));
+    // A phone (no modem port) is rung for each of two calls at once.
+    assert_eq!(r.register("phone", "phone-pw", line_addr(9), 3600), 200);
+    r.invite("300", "call-x", "x1");
+    r.invite("300", "call-y", "y1");
+    assert_eq!(invites(&r.take(line_addr(9))).len(), 2);
+}
