@@ -3,9 +3,7 @@
 //! with a `[sip]` section (see `sip_rig` for the topology) and asserts on the peers' exit
 //! codes, on the messages they exchanged, and on the call records in the accounting journal.
 
-use crate::sip_rig::{
-    Baresip, LINES, Msg, OUTSIDE_IP, PEER_IP, SipRig, Sipp, SippRun, eventually,
-};
+use crate::sip_rig::{Baresip, LINES, Msg, OUTSIDE_IP, PEER_IP, SipRig, Sipp, SippRun, eventually};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

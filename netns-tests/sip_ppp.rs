@@ -8,8 +8,8 @@
 //! dialling through vmodem onto the same port. The SIP and PPP sides are both real.
 
 use crate::daemon::{dial, guest_as};
-use crate::support::netns::{NetNs, Proc, nasctl};
 use crate::sip_rig::{NAS_IP, PEER_IP, SIP_PORT, SipRig, Sipp, eventually};
+use crate::support::netns::{NetNs, Proc, nasctl};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -81,12 +81,7 @@ fn list(v: Value) -> Vec<Value> {
 }
 
 /// A SIP line answering one call and holding it until the bridge's BYE.
-fn held_line(
-    rig: &SipRig,
-    account: &str,
-    secret: &str,
-    port: u16,
-) -> crate::sip_rig::SippProc {
+fn held_line(rig: &SipRig, account: &str, secret: &str, port: u16) -> crate::sip_rig::SippProc {
     rig.register(account, secret, port, 600);
     rig.spawn(&Sipp {
         timeout: Duration::from_secs(150),

@@ -1,5 +1,5 @@
 //! Deciding who may dial in: the pppd-compatible secrets file (more backends later).
 
-pub mod secrets;
 pub mod limiter;
 pub mod pam;
+pub mod secrets;
