@@ -60,11 +60,6 @@ const TICKS_PER_SEC: f64 = 100.0;
 const REG_USER: (&str, &str) = ("bench", "benchpw");
 const CALLEE: (&str, &str) = ("callee", "calleepw");
 const DIALLED: &str = "100";
-/// nasd's `[sip] max_calls`, which also bounds its transaction table (8 per call): a
-/// non-INVITE server transaction stays 32 s (Timer J) after its answer, so at 5,000
-/// registrations/s (two transactions each) about 320,000 are live. The default (1,000 calls,
-/// 8,000 transactions) answers 503 beyond about 125 registrations/s sustained.
-const MAX_CALLS: usize = 100_000;
 
 #[derive(Parser, Debug)]
 #[command(about = "SIP REGISTER and INVITE rates on one core: nasd against Kamailio")]
@@ -457,15 +452,10 @@ impl Bench<'_> {
         })
     }
 
-    /// The accounts the callee's sipp UAS registers: Kamailio's one AOR takes any number of
-    /// calls; nasd's accounts are lines of one call each, so it gets `--limit` + 16 of them.
-    fn callee_lines(&self, server: &str) -> Vec<String> {
-        match server {
-            "kamailio" => vec![CALLEE.0.to_string()],
-            _ => (0..self.args.limit + 16)
-                .map(|i| format!("{}{i}", CALLEE.0))
-                .collect(),
-        }
+    /// The accounts the callee's sipp UAS registers: one AOR, in both servers (a SIP phone
+    /// account takes any number of calls at once; only modem lines are one call each).
+    fn callee_lines(&self, _server: &str) -> Vec<String> {
+        vec![CALLEE.0.to_string()]
     }
 
     /// Registers the callee line(s) from the UAS's address, the first retried for up to 15 s
@@ -576,9 +566,8 @@ impl Bench<'_> {
 
 /// nasd's configuration: the accounts and the dialplan rule of the Kamailio config, and the
 /// PPP side nasd needs to start (one direct port on a device that does not exist: it retries
-/// in the background, idle). nasd treats an account as one line, busy (486) while in a call,
-/// so the callee is a hunt group of `lines` accounts, all registered by the one sipp UAS:
-/// the rule sends a number to the group, and each call takes a free line.
+/// in the background, idle). The callee is a phone account (no `port`), which takes any number
+/// of calls at once, as Kamailio's AOR does; nasd's defaults otherwise (`max_calls`).
 fn write_nasd_config(dir: &Path, lines: &[String]) -> Result<PathBuf> {
     let d = dir.display();
     let secrets = dir.join("secrets");
@@ -594,11 +583,11 @@ fn write_nasd_config(dir: &Path, lines: &[String]) -> Result<PathBuf> {
          [[port]]\nname = \"idle\"\ndevice = \"{d}/no-such-tty\"\nmode = \"direct\"\n\
          lock_dir = \"none\"\n\n\
          [sip]\nlisten = \"{NASD_ADDR}:{SIP_PORT}\"\nrealm = \"nasd\"\nallow = [\"10.98.0.0/24\"]\n\
-         max_calls = {MAX_CALLS}\n\n\
+         \n\
          [[sip.account]]\nname = \"{}\"\nsecret = \"{}\"\n\n\
          [[sip.rule]]\npriority = 0\nmatch_op = \"regex\"\nmatch_exp = \"^[0-9]+$\"\n\
-         group = \"lines\"\n",
-        REG_USER.0, REG_USER.1
+         account = \"{}\"\n",
+        REG_USER.0, REG_USER.1, CALLEE.0
     );
     let mut c = c;
     for l in lines {
@@ -607,11 +596,6 @@ fn write_nasd_config(dir: &Path, lines: &[String]) -> Result<PathBuf> {
             CALLEE.1
         ));
     }
-    let list: Vec<String> = lines.iter().map(|l| format!("\"{l}\"")).collect();
-    c.push_str(&format!(
-        "\n[[sip.group]]\nname = \"lines\"\nlines = [{}]\n",
-        list.join(", ")
-    ));
     let path = dir.join("nasd.toml");
     std::fs::write(&path, c)?;
     Ok(path)

@@ -5,27 +5,27 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// `target/<profile>/examples/demo`, built by `cargo test --all-targets` (as the test command
-/// builds everything).
-fn demo() -> PathBuf {
+/// `target/<profile>/examples/<name>`, built by `cargo test --all-targets` (as the test
+/// command builds everything).
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>");
-    let demo = profile_dir.join("examples/demo");
+    let path = profile_dir.join("examples").join(name);
     assert!(
-        demo.exists(),
-        "{} is missing: build it with `cargo build --release --example demo` \
+        path.exists(),
+        "{} is missing: build it with `cargo build --release --example {name}` \
          (`cargo test --all-targets` does)",
-        demo.display()
+        path.display()
     );
-    demo
+    path
 }
 
 #[test]
 fn the_demo_runs_once_to_the_end() {
-    let mut cmd = Command::new(demo());
+    let mut cmd = Command::new(example("demo"));
     cmd.arg("--once").stdin(Stdio::null());
     let mut p = Proc::spawn(cmd).unwrap();
     let status = p.wait(Duration::from_secs(300)).unwrap();

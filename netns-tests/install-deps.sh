@@ -11,10 +11,11 @@
 #   systemd                           systemd-analyze verify for the unit file (tests)
 #   sip-tester                        sipp, the SIP test driver (the SIP bridge tests)
 #   baresip-core                      baresip, a real SIP user agent playing an ATA line (SIP tests)
+#   kamailio                          the SIP server nasd's bridge is benchmarked against (sip_bench)
 # Nothing is done when every package is already installed.
 set -euo pipefail
 
-PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping freeradius freeradius-utils libpam-wrapper libpam0g-dev tshark systemd sip-tester baresip-core)
+PACKAGES=(user-mode-linux ppp busybox-static iproute2 nftables iputils-ping freeradius freeradius-utils libpam-wrapper libpam0g-dev tshark systemd sip-tester baresip-core kamailio)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

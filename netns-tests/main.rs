@@ -2,7 +2,7 @@
 
 mod aaa;
 mod daemon;
-mod demo_run;
+pub(crate) mod demo_run;
 mod interop;
 mod modem_calls;
 mod nasctl;
@@ -12,6 +12,7 @@ mod rig_smoke;
 mod scale;
 mod sip;
 mod sip_ppp;
+mod sip_bench_run;
 mod sip_rig;
 mod support;
 mod sys_net;

@@ -234,15 +234,33 @@ impl Bridge {
             }
         };
         if let Message::Request { method, .. } = &msg {
+            let method = method.clone();
             if !self.config.allowed(from.ip()) {
                 self.stats.forbidden += 1;
-                if *method != Method::Ack {
+                if method != Method::Ack {
                     let r = build::response(&msg, 403, "Forbidden", None, None, None);
                     self.tl.transmit(from, &r);
                 }
                 return;
             }
             msg.stamp_via(from);
+            // REGISTER and out-of-dialog OPTIONS are answered statelessly, as Kamailio's `sl`
+            // does: a retransmission is simply answered again (the registrar takes an equal
+            // CSeq as a retransmission), and no transaction lingers for Timer J's 32 s.
+            let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
+            match method {
+                Method::Register => {
+                    let r = self.on_register(now, &msg, from);
+                    self.tl.transmit(from, &r);
+                    return;
+                }
+                Method::Options if !in_dialog => {
+                    let r = self.options_response(&msg);
+                    self.tl.transmit(from, &r);
+                    return;
+                }
+                _ => {}
+            }
         }
         match self.tl.handle_incoming(now.at, msg, from) {
             Incoming::NewRequest(id, req) => self.on_request(now, id, req, from),
@@ -259,11 +277,12 @@ impl Bridge {
         };
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
         match method {
-            Method::Register => self.on_register(now, id, &req, from),
+            Method::Register => {
+                let r = self.on_register(now, &req, from);
+                self.respond(now, id, r);
+            }
             Method::Options if !in_dialog => {
-                let mut r = build::response(&req, 200, "OK", Some(&self.token()), None, None);
-                r.headers_mut().push("Allow", build::ALLOW);
-                r.headers_mut().push("Accept", "application/sdp");
+                let r = self.options_response(&req);
                 self.respond(now, id, r);
             }
             Method::Invite if !in_dialog => self.on_invite(now, id, req, from),
@@ -279,13 +298,21 @@ impl Bridge {
         }
     }
 
+    /// 200 to an OPTIONS outside a dialog (a keepalive or capability query).
+    fn options_response(&mut self, req: &Message) -> Message {
+        let mut r = build::response(req, 200, "OK", Some(&self.token()), None, None);
+        r.headers_mut().push("Allow", build::ALLOW);
+        r.headers_mut().push("Accept", "application/sdp");
+        r
+    }
+
     /// Answers in a server transaction (a refused call into a finished transaction is
     /// harmless: it was already answered).
     pub(crate) fn respond(&mut self, now: Now, id: TransactionId, r: Message) {
         let _ = self.tl.respond(now.at, id, r);
     }
 
-    fn on_register(&mut self, now: Now, id: TransactionId, req: &Message, from: SocketAddr) {
+    fn on_register(&mut self, now: Now, req: &Message, from: SocketAddr) -> Message {
         let Some(aor) = req
             .to()
             .and_then(|t| t.sip_uri())
@@ -294,24 +321,23 @@ impl Bridge {
         else {
             // Unknown accounts are challenged like known ones (no account probing), then
             // refused below.
-            return self.register_checked(now, id, req, from, None);
+            return self.register_checked(now, req, from, None);
         };
-        self.register_checked(now, id, req, from, Some(aor));
+        self.register_checked(now, req, from, Some(aor))
     }
 
     fn register_checked(
         &mut self,
         now: Now,
-        id: TransactionId,
         req: &Message,
         from: SocketAddr,
         aor: Option<String>,
-    ) {
+    ) -> Message {
         let Some(auth) = req.headers().get("Authorization") else {
             let mut r = build::response(req, 401, "Unauthorized", Some(&self.token()), None, None);
             let ch = self.challenger.challenge(now.unix, false);
             r.headers_mut().push("WWW-Authenticate", ch);
-            return self.respond(now, id, r);
+            return r;
         };
         let accounts = &self.config.accounts;
         let verdict = self.challenger.verify(now.unix, "REGISTER", auth, |user| {
@@ -327,7 +353,7 @@ impl Bridge {
                     build::response(req, 401, "Unauthorized", Some(&self.token()), None, None);
                 let ch = self.challenger.challenge(now.unix, true);
                 r.headers_mut().push("WWW-Authenticate", ch);
-                return self.respond(now, id, r);
+                return r;
             }
             (Verdict::Malformed, _) => Some((400, "Bad Request")),
             _ => Some((403, "Forbidden")),
@@ -338,9 +364,11 @@ impl Bridge {
                 tracing::warn!(source = %from, account = ?aor, "SIP REGISTER refused: wrong credentials");
             }
             let r = build::response(req, code, reason, Some(&self.token()), None, None);
-            return self.respond(now, id, r);
+            return r;
         }
-        let Some(aor) = aor else { return };
+        let Some(aor) = aor else {
+            return build::response(req, 403, "Forbidden", None, None, None);
+        };
         let contacts = match req.contact() {
             Some(Contacts::Wildcard) => Contact::Wildcard,
             Some(Contacts::List(list)) => Contact::List(
@@ -380,7 +408,7 @@ impl Bridge {
                     }
                 }
                 tracing::debug!(account = %aor, source = %from, bindings = bindings.len(), "SIP registration");
-                self.respond(now, id, r);
+                r
             }
             Err(e) => {
                 let mut r = build::response(
@@ -394,7 +422,7 @@ impl Bridge {
                 if let super::registrar::RegError::IntervalTooBrief { min } = e {
                     r.headers_mut().push("Min-Expires", min.to_string());
                 }
-                self.respond(now, id, r);
+                r
             }
         }
     }

@@ -123,8 +123,8 @@ pub enum RegError {
         /// The registrar's minimum, for the Min-Expires header.
         min: u32,
     },
-    /// Same Call-ID with a CSeq not above the stored one: 500.
-    #[error("out-of-order REGISTER (Call-ID {call_id}, CSeq {cseq} <= {stored})")]
+    /// Same Call-ID with a CSeq below the stored one: 500.
+    #[error("out-of-order REGISTER (Call-ID {call_id}, CSeq {cseq} < {stored})")]
     OutOfOrder {
         /// The request's Call-ID.
         call_id: String,
@@ -182,8 +182,11 @@ fn sane_q(q: Option<f32>) -> Option<f32> {
     q.filter(|q| !q.is_nan()).map(|q| q.clamp(0.0, 1.0))
 }
 
+/// RFC 3261 §10.3 step 7, except that an equal CSeq is taken as a retransmission of the
+/// same request and applied again (the bridge answers REGISTER statelessly, as Kamailio's
+/// `sl` does, so a retransmission reaches the registrar).
 fn check_order(b: &Binding, call_id: &str, cseq: u32) -> Result<(), RegError> {
-    if b.call_id == call_id && cseq <= b.cseq {
+    if b.call_id == call_id && cseq < b.cseq {
         return Err(RegError::OutOfOrder {
             call_id: call_id.to_string(),
             cseq,
