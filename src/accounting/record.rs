@@ -159,6 +159,9 @@ pub struct CallRecord {
     /// The final SIP status sent to the caller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// The attributes of the dialplan rule that routed the call (Kamailio `attrs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<String>,
     /// When the call arrived, unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<u64>,

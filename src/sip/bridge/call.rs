@@ -85,6 +85,8 @@ pub(crate) struct Call {
     line: Option<Line>,
     /// The last line rung (account, port), for the record.
     last_line: Option<(String, Option<String>)>,
+    /// The dialplan rule's attributes (Kamailio `attrs`), for the record.
+    attrs: String,
     retx: Vec<Retx>,
 }
 
@@ -172,14 +174,16 @@ fn uri_addr(uri: &str) -> Option<SocketAddr> {
 }
 
 impl Bridge {
-    /// The accounts a dialled number goes to, and whether it is a hunt group.
-    fn route(&self, dialled: &str) -> Option<(String, VecDeque<String>, bool)> {
+    /// Where a dialled number goes: the number to send on, the accounts to try, whether it
+    /// is a hunt group, and the matching rule's attributes.
+    fn route(&self, dialled: &str) -> Option<(String, VecDeque<String>, bool, String)> {
         if let Some(t) = self.dialplan.translate(dialled) {
             return match t.target {
-                Target::Account(a) => Some((t.number, VecDeque::from([a]), false)),
+                Target::Account(a) => Some((t.number, VecDeque::from([a]), false, t.attrs)),
                 Target::HuntGroup(g) => {
                     let group = self.config.groups.iter().find(|x| x.name == g)?;
-                    Some((t.number, group.lines.iter().cloned().collect(), true))
+                    let lines = group.lines.iter().cloned().collect();
+                    Some((t.number, lines, true, t.attrs))
                 }
             };
         }
@@ -191,7 +195,10 @@ impl Bridge {
                     || a.extension.as_deref() == Some(dialled)
                     || a.aliases.iter().any(|x| x == dialled)
             })
-            .map(|a| (dialled.to_string(), VecDeque::from([a.name.clone()]), false))
+            .map(|a| {
+                let lines = VecDeque::from([a.name.clone()]);
+                (dialled.to_string(), lines, false, String::new())
+            })
     }
 
     /// Answers a request in its server transaction with a bare status.
@@ -240,7 +247,7 @@ impl Bridge {
             end: Some(now.unix),
             ..Default::default()
         };
-        let Some((number, candidates, hunt)) = self.route(&dialled) else {
+        let Some((number, candidates, hunt, attrs)) = self.route(&dialled) else {
             tracing::info!(caller = %caller, callee = %dialled, "SIP call: no route (404)");
             self.refuse(now, id, &req, 404);
             self.events.push_back(BridgeEvent::Record(CallRecord {
@@ -283,6 +290,7 @@ impl Bridge {
             last_status: None,
             line: None,
             last_line: None,
+            attrs,
             retx: Vec::new(),
             a_invite: req,
         };
@@ -504,6 +512,7 @@ impl Bridge {
             duration_s: call.answered_unix.map(|a| now.unix.saturating_sub(a)),
             attempts: Some(call.attempts),
             status: Some(status),
+            attrs: Some(call.attrs).filter(|a| !a.is_empty()),
         }));
     }
 

@@ -46,12 +46,22 @@ fn config() -> SipConfig {
             name: "modems".into(),
             lines: vec!["line1".into(), "line2".into(), "line3".into()],
         }],
-        rules: vec![Rule::new(
-            0,
-            MatchOp::Regex,
-            "^555",
-            Target::HuntGroup("modems".into()),
-        )],
+        rules: vec![
+            Rule::new(
+                0,
+                MatchOp::Regex,
+                "^555",
+                Target::HuntGroup("modems".into()),
+            )
+            .with_attrs("pool=dialup"),
+            Rule::new(
+                1,
+                MatchOp::Regex,
+                "^9(20[0-9])$",
+                Target::Account("line1".into()),
+            )
+            .with_subst(Some("^9(20[0-9])$"), Some("\\1")),
+        ],
         allow: vec![Cidr::parse("10.0.0.0/24").unwrap()],
         ..SipConfig::default()
     }
@@ -369,6 +379,7 @@ fn all_lines_busy_is_486_and_unknown_number_404() {
     assert_eq!(r.statuses(addr(CALLER)), vec![100, 404]);
     let rec = r.records();
     assert_eq!(rec[0].disposition.as_deref(), Some("busy"));
+    assert_eq!(rec[0].attrs.as_deref(), Some("pool=dialup"));
     assert_eq!(rec[1].disposition.as_deref(), Some("not-found"));
 }
 
@@ -549,9 +560,83 @@ fn records_name_the_last_line_tried_and_phones_take_several_calls() {
     assert_eq!(rec[0].line.as_deref(), Some("line1"));
     assert_eq!(rec[0].port.as_deref(), Some("m0"));
     assert_eq!(rec[0].disposition.as_deref(), Some("declined"));
+    // A rule's replacement with groups: 9201 reaches line1 as 201.
+    r.invite("9201", "call-g", "g1");
+    let inv = invites(&r.take(line_addr(1))).pop().unwrap();
+    assert_eq!(
+        inv.to().unwrap().sip_uri().unwrap().user.as_deref(),
+        Some("201")
+    );
     // A phone (no modem port) is rung for each of two calls at once.
     assert_eq!(r.register("phone", "phone-pw", line_addr(9), 3600), 200);
     r.invite("300", "call-x", "x1");
     r.invite("300", "call-y", "y1");
     assert_eq!(invites(&r.take(line_addr(9))).len(), 2);
+}
+
+#[test]
+fn reinvite_crosses_over_and_is_acknowledged_on_each_leg() {
+    let mut r = Rig::new();
+    r.register_lines();
+    r.invite("201", "call-re", "re1");
+    let inv = invites(&r.take(line_addr(1))).pop().unwrap();
+    r.answer(line_addr(1), &inv, 200);
+    r.take(line_addr(1));
+    let ok = r.take(addr(CALLER)).pop().unwrap();
+    let to_hdr = ok.headers().get("To").unwrap().to_string();
+    let from_hdr = "\"Alice\" <sip:5550001@10.0.0.50>;tag=a1";
+    r.in_dialog(addr(CALLER), "ACK", "call-re", from_hdr, &to_hdr, 1);
+    // The caller puts the call on hold: a re-INVITE goes to the line, in the line's dialog.
+    r.in_dialog(addr(CALLER), "INVITE", "call-re", from_hdr, &to_hdr, 2);
+    let re = invites(&r.take(line_addr(1)))
+        .pop()
+        .expect("re-INVITE relayed");
+    assert_eq!(re.call_id(), inv.call_id());
+    assert_eq!(re.cseq().unwrap().seq, 2);
+    r.answer(line_addr(1), &re, 200);
+    // The bridge ACKs the line's 2xx itself and answers the caller 200, repeated until ACK.
+    let l = r.take(line_addr(1));
+    assert_eq!(l.iter().filter_map(method).collect::<Vec<_>>(), vec!["ACK"]);
+    assert_eq!(r.statuses(addr(CALLER)), vec![100, 200]);
+    r.advance(Duration::from_millis(600));
+    assert_eq!(r.statuses(addr(CALLER)), vec![200]);
+    r.in_dialog(addr(CALLER), "ACK", "call-re", from_hdr, &to_hdr, 2);
+    r.advance(Duration::from_secs(5));
+    assert!(r.statuses(addr(CALLER)).is_empty());
+    assert_eq!(r.b.calls()[0].state, "answered");
+}
+
+#[test]
+fn an_expired_nonce_is_challenged_again_with_stale() {
+    let mut r = Rig::new();
+    let from = line_addr(1);
+    let req = |auth: &str| {
+        format!(
+            "REGISTER sip:10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKst{};rport\r\nMax-Forwards: 70\r\nFrom: <sip:line1@10.0.0.1>;tag=s\r\nTo: <sip:line1@10.0.0.1>\r\nCall-ID: stale@x\r\nCSeq: 1 REGISTER\r\nContact: <sip:line1@{from}>\r\n{auth}Content-Length: 0\r\n\r\n",
+            auth.len()
+        )
+    };
+    r.send(from, &req(""));
+    let ch = r.take(from).pop().unwrap();
+    let ch = ch.headers().get("WWW-Authenticate").unwrap().to_string();
+    assert!(!ch.contains("stale"));
+    let p = digest::parse_authorization(&ch).unwrap();
+    let nonce = p.iter().find(|(n, _)| n == "nonce").unwrap().1.clone();
+    r.advance(Duration::from_secs(400));
+    let ha1 = digest::ha1("line1", "nasd", "line1-pw");
+    let resp = digest::response_auth(&ha1, &nonce, "00000001", "c", "REGISTER", "sip:10.0.0.1");
+    let auth = format!(
+        "Authorization: Digest username=\"line1\", realm=\"nasd\", nonce=\"{nonce}\", uri=\"sip:10.0.0.1\", response=\"{resp}\", qop=auth, nc=00000001, cnonce=\"c\"\r\n"
+    );
+    r.send(from, &req(&auth));
+    let again = r.take(from).pop().unwrap();
+    assert_eq!(status(&again), Some(401));
+    assert!(
+        again
+            .headers()
+            .get("WWW-Authenticate")
+            .unwrap()
+            .contains("stale=true")
+    );
+    assert!(r.b.registrations(r.now).is_empty());
 }
