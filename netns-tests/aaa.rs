@@ -3,27 +3,13 @@
 //! real libpam (through pam_wrapper and pam_matrix), writes its journal and forwards it.
 
 use crate::daemon::{Cfg, Nas, dial, guest_as, journal, vmodem};
+use crate::sip_rig::eventually;
 use crate::support::freeradius::{FreeRadius, SECRET, radclient_in};
 use crate::support::netns::NetNs;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// Waits until `f` holds, checking every 100 ms (the state lives in files written by other
-/// processes: there is nothing to block on).
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::Duration;
 
 /// FreeRADIUS's detail file as records of `name → value` (quotes removed).
 fn detail(rad: &FreeRadius) -> Vec<HashMap<String, String>> {

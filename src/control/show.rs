@@ -258,7 +258,7 @@ pub fn utc(secs: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -310,7 +310,8 @@ mod tests {
         assert_eq!(sessions(&[]), "no sessions");
     }
 
-    fn registration() -> RegistrationView {
+    /// A registration, for this module's and `control::sip`'s tests.
+    pub(crate) fn registration() -> RegistrationView {
         RegistrationView {
             account: "line1".into(),
             contact: "sip:line1@192.0.2.10:5060".into(),
@@ -323,7 +324,8 @@ mod tests {
         }
     }
 
-    fn call() -> CallView {
+    /// A call, for this module's and `control::sip`'s tests.
+    pub(crate) fn call() -> CallView {
         CallView {
             id: 3,
             call_id: "a84b4c76e66710@pc33".into(),

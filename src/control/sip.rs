@@ -56,22 +56,14 @@ pub(super) async fn answer(sip: Option<&SipHandle>, ask: Ask, wait: Duration) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::show::tests::{call, registration};
     use crate::sip::handle::Query;
     use crate::sip::view::{CallView, RegistrationView};
     use tokio::sync::mpsc;
 
     fn registrations() -> Vec<RegistrationView> {
         vec![
-            RegistrationView {
-                account: "line1".into(),
-                contact: "sip:line1@192.0.2.10:5060".into(),
-                source: "192.0.2.10:5060".into(),
-                expires_in: 3599,
-                port: Some("modem0".into()),
-                status: "reachable".into(),
-                latency_ms: Some(12.5),
-                user_agent: Some("Grandstream HT801".into()),
-            },
+            registration(),
             RegistrationView {
                 account: "alice".into(),
                 contact: "sip:alice@198.51.100.7:40000".into(),
@@ -86,18 +78,7 @@ mod tests {
     }
 
     fn calls() -> Vec<CallView> {
-        vec![CallView {
-            id: 3,
-            call_id: "a84b4c76e66710@pc33".into(),
-            caller: "5550100".into(),
-            callee: "5551234".into(),
-            line: Some("line1".into()),
-            port: Some("modem0".into()),
-            state: "answered".into(),
-            started: 1_700_000_000,
-            answered: Some(1_700_000_004),
-            attempts: 2,
-        }]
+        vec![call()]
     }
 
     /// A handle whose queries a task answers with the canned views.

@@ -28,19 +28,29 @@ pub(crate) enum CallState {
 pub(crate) struct Line {
     pub(crate) account: String,
     pub(crate) port: Option<String>,
-    call_id: String,
-    /// Our From (with our tag).
-    from: String,
-    /// The To (with the line's tag once answered).
-    to: String,
-    target: SocketAddr,
-    remote_uri: String,
+    /// Our From with our tag; the To gets the line's tag once answered.
+    d: Dialog,
     invite: Message,
     ring_deadline: Option<Instant>,
-    cseq: u32,
     answered: bool,
     /// Our ACK for the line's 2xx, repeated when the 2xx is.
     ack: Option<Vec<u8>>,
+}
+
+/// One leg's dialog as the bridge sees it, for the requests it sends on that leg.
+#[derive(Debug)]
+struct Dialog {
+    call_id: String,
+    /// Our side (From of our requests), with our tag.
+    local: String,
+    /// The peer's side (To of our requests), with its tag.
+    remote: String,
+    /// The peer's Contact: the Request-URI of our requests.
+    remote_uri: String,
+    /// Where the peer's datagrams come from (rport), where ours go.
+    target: SocketAddr,
+    /// Our last CSeq on this leg.
+    cseq: u32,
 }
 
 /// A 2xx we repeat until its ACK arrives (§13.3.1.4).
@@ -68,15 +78,9 @@ pub(crate) struct Call {
     attempts: u32,
     a_invite: Message,
     a_tx: Option<TransactionId>,
-    a_call_id: String,
     a_tag: String,
-    a_remote_uri: String,
-    a_target: SocketAddr,
-    /// The caller's From (our To when we send to A).
-    a_from: String,
-    /// The caller's To with our tag (our From when we send to A).
-    a_to: String,
-    a_cseq: u32,
+    /// The caller's leg: local = the caller's To with our tag, remote = the caller's From.
+    a: Dialog,
     max_forwards: u32,
     candidates: VecDeque<String>,
     hunt: bool,
@@ -94,7 +98,7 @@ impl Call {
     pub(crate) fn view(&self) -> CallView {
         CallView {
             id: self.id,
-            call_id: self.a_call_id.clone(),
+            call_id: self.a.call_id.clone(),
             caller: self.caller.clone(),
             callee: self.dialled.clone(),
             line: self.line.as_ref().map(|l| l.account.clone()),
@@ -275,14 +279,16 @@ impl Bridge {
             answered_unix: None,
             attempts: 0,
             a_tx: Some(id),
-            a_call_id: a_call_id.clone(),
+            a: Dialog {
+                call_id: a_call_id.clone(),
+                local: a_to,
+                remote: req.headers().get("From").unwrap_or_default().to_string(),
+                remote_uri: build::contact_uri(&req)
+                    .unwrap_or_else(|| format!("sip:{}", build::hostport(from))),
+                target: from,
+                cseq: 1,
+            },
             a_tag,
-            a_remote_uri: build::contact_uri(&req)
-                .unwrap_or_else(|| format!("sip:{}", build::hostport(from))),
-            a_target: from,
-            a_from: req.headers().get("From").unwrap_or_default().to_string(),
-            a_to,
-            a_cseq: 1,
             max_forwards: mf - 1,
             candidates,
             hunt,
@@ -390,14 +396,16 @@ impl Bridge {
         call.line = Some(Line {
             account: account.clone(),
             port,
-            call_id: call_id.clone(),
-            from,
-            to,
-            target,
-            remote_uri: contact,
+            d: Dialog {
+                call_id: call_id.clone(),
+                local: from,
+                remote: to,
+                remote_uri: contact,
+                target,
+                cseq: 1,
+            },
             invite: invite.clone(),
             ring_deadline: now.at.checked_add(ring_timeout),
-            cseq: 1,
             answered: false,
             ack: None,
         });
@@ -472,13 +480,13 @@ impl Bridge {
         let Some(call) = self.calls.remove(&cid) else {
             return;
         };
-        self.by_call_id.remove(&call.a_call_id);
+        self.by_call_id.remove(&call.a.call_id);
         if let Some(tx) = call.a_tx {
             self.by_server_tx.remove(&tx);
         }
         let (line, port, answered) = match &call.line {
             Some(l) => {
-                self.by_call_id.remove(&l.call_id);
+                self.by_call_id.remove(&l.d.call_id);
                 if self.line_calls.get(&l.account) == Some(&cid) {
                     self.line_calls.remove(&l.account);
                 }
@@ -500,7 +508,7 @@ impl Bridge {
         }
         tracing::info!(call = cid, disposition = disp, status, "SIP call ended");
         self.events.push_back(BridgeEvent::Record(CallRecord {
-            call_id: Some(call.a_call_id),
+            call_id: Some(call.a.call_id),
             caller: Some(call.caller),
             callee: Some(call.dialled),
             line,
@@ -559,7 +567,7 @@ impl Bridge {
         if let Some(call) = self.calls.get_mut(&cid)
             && let Some(l) = call.line.take()
         {
-            self.by_call_id.remove(&l.call_id);
+            self.by_call_id.remove(&l.d.call_id);
             if self.line_calls.get(&l.account) == Some(&cid) {
                 self.line_calls.remove(&l.account);
             }
@@ -613,17 +621,17 @@ impl Bridge {
             return;
         };
         if let Some(to) = resp.headers().get("To") {
-            line.to = to.to_string();
+            line.d.remote = to.to_string();
         }
         if let Some(uri) = build::contact_uri(&resp) {
-            line.remote_uri = uri;
+            line.d.remote_uri = uri;
         }
         line.answered = true;
         line.ring_deadline = None;
         let ack =
-            build::ack_for_2xx(&resp, &line.remote_uri, local, &ack_branch).map(|m| m.to_bytes());
+            build::ack_for_2xx(&resp, &line.d.remote_uri, local, &ack_branch).map(|m| m.to_bytes());
         if let Some(a) = &ack {
-            self.tl.transmit_raw(line.target, a.clone());
+            self.tl.transmit_raw(line.d.target, a.clone());
         }
         line.ack = ack;
         let Some(tx) = call.a_tx.take() else {
@@ -649,9 +657,9 @@ impl Bridge {
         );
         let t1 = self.tl.config().t1;
         call.retx.push(Retx {
-            peer: call.a_target,
+            peer: call.a.target,
             bytes: r.to_bytes(),
-            call_id: call.a_call_id.clone(),
+            call_id: call.a.call_id.clone(),
             cseq: call.a_invite.cseq().map_or(0, |c| c.seq),
             next: now.at + t1,
             interval: t1,
@@ -724,31 +732,26 @@ impl Bridge {
         let local = self.local;
         let branch = build::branch(&self.token());
         let call = self.calls.get_mut(&cid)?;
-        let (uri, target, from, to, call_id, cseq) = if to_a {
-            call.a_cseq += 1;
-            (
-                call.a_remote_uri.clone(),
-                call.a_target,
-                call.a_to.clone(),
-                call.a_from.clone(),
-                call.a_call_id.clone(),
-                call.a_cseq,
-            )
+        let d = if to_a {
+            &mut call.a
         } else {
-            let l = call.line.as_mut()?;
-            l.cseq += 1;
-            (
-                l.remote_uri.clone(),
-                l.target,
-                l.from.clone(),
-                l.to.clone(),
-                l.call_id.clone(),
-                l.cseq,
-            )
+            &mut call.line.as_mut()?.d
         };
+        d.cseq += 1;
         let msg = build::request(
-            method, &uri, local, &branch, 70, &from, &to, &call_id, cseq, extra, body,
+            method,
+            &d.remote_uri,
+            local,
+            &branch,
+            70,
+            &d.local,
+            &d.remote,
+            &d.call_id,
+            d.cseq,
+            extra,
+            body,
         );
+        let target = d.target;
         self.tl.send_request(now.at, msg, target).ok()
     }
 
@@ -766,7 +769,7 @@ impl Bridge {
             .get(&cid)
             .and_then(|c| c.line.as_ref())
             .filter(|l| !l.answered)
-            .and_then(|l| Some((build::cancel_for(&l.invite)?, l.target)))
+            .and_then(|l| Some((build::cancel_for(&l.invite)?, l.d.target)))
         else {
             return;
         };
@@ -793,7 +796,7 @@ impl Bridge {
     pub(super) fn on_in_dialog(&mut self, now: Now, id: TransactionId, req: Message) {
         let Some((cid, from_a)) = req.call_id().and_then(|c| {
             let cid = *self.by_call_id.get(c)?;
-            Some((cid, self.calls.get(&cid)?.a_call_id == c))
+            Some((cid, self.calls.get(&cid)?.a.call_id == c))
         }) else {
             return self.refuse(now, id, &req, 481);
         };
@@ -884,10 +887,10 @@ impl Bridge {
         let (remote, target) = if from_a {
             call.line
                 .as_ref()
-                .map(|l| (l.remote_uri.clone(), l.target))
-                .unwrap_or((call.a_remote_uri.clone(), call.a_target))
+                .map(|l| (l.d.remote_uri.clone(), l.d.target))
+                .unwrap_or((call.a.remote_uri.clone(), call.a.target))
         } else {
-            (call.a_remote_uri.clone(), call.a_target)
+            (call.a.remote_uri.clone(), call.a.target)
         };
         if let Some(ack) = build::ack_for_2xx(&resp, &remote, local, &ack_branch) {
             self.tl.transmit(target, &ack);
@@ -905,9 +908,9 @@ impl Bridge {
             body.map(|t| (t, resp.body())),
         );
         let peer = if from_a {
-            call.a_target
+            call.a.target
         } else {
-            call.line.as_ref().map_or(call.a_target, |l| l.target)
+            call.line.as_ref().map_or(call.a.target, |l| l.d.target)
         };
         let t1 = self.tl.config().t1;
         call.retx.push(Retx {
@@ -970,8 +973,8 @@ impl Bridge {
                     .calls
                     .get(&cid)
                     .and_then(|c| c.line.as_ref())
-                    .filter(|l| Some(l.call_id.as_str()) == m.call_id())
-                    .and_then(|l| Some((l.target, l.ack.clone()?)));
+                    .filter(|l| Some(l.d.call_id.as_str()) == m.call_id())
+                    .and_then(|l| Some((l.d.target, l.ack.clone()?)));
                 if let Some((target, ack)) = again {
                     self.tl.transmit_raw(target, ack);
                 }
