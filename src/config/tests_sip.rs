@@ -581,3 +581,23 @@ fn an_unreadable_table_is_reported_once() {
         "{e}"
     );
 }
+
+#[test]
+fn weak_secrets_are_warned_about_without_being_shown() {
+    let c = parse(
+        "\n[sip]\n[[sip.account]]\nname = \"ata\"\nsecret = \"password\"\n\
+         [[sip.account]]\nname = \"ata2\"\nsecret = \"x7\"\n\
+         [[sip.account]]\nname = \"ata3\"\nsecret = \"a-long-enough-one\"\n",
+    );
+    let w = c.warnings();
+    let weak: Vec<_> = w.iter().filter(|x| x.contains("secret: weak")).collect();
+    assert_eq!(weak.len(), 2, "{w:#?}");
+    assert!(
+        weak[0].contains("\"ata\"") && weak[1].contains("\"ata2\""),
+        "{w:#?}"
+    );
+    assert!(
+        !w.iter().any(|x| x.contains("password") || x.contains("x7")),
+        "{w:#?}"
+    );
+}

@@ -331,10 +331,20 @@ impl Ctx<'_> {
         for (_, a, _) in raws {
             let name = a.name.get_ref().clone();
             let label = format!("[[sip.account]] \"{name}\"");
-            if a.secret.get_ref().0.is_empty() {
+            let secret = &a.secret.get_ref().0;
+            if secret.is_empty() {
                 self.error(
                     Some(a.secret.span()),
                     format!("{label} secret: the secret is empty"),
+                );
+            } else if secret.chars().count() < 8 || secret.eq_ignore_ascii_case("password") {
+                // Never the secret itself: only that it is weak.
+                self.warn(
+                    Some(&a.secret.span()),
+                    format!(
+                        "{label} secret: weak (a common word or under 8 characters); anyone who \
+                         reaches the SIP port can guess it and take over the line"
+                    ),
                 );
             }
             let numbers = a.extension.iter().map(|e| ("extension", e)).chain(
