@@ -456,8 +456,18 @@ fn malformed_max_forwards_unsupported_oversized_and_outside_the_acl() {
 
 #[test]
 fn baresip_as_an_ata_line_auto_answers_a_routed_call() {
-    let rig = SipRig::start(LINES);
+    // qualify = 1: OPTIONS every second, as Asterisk's qualify does every 60 s.
+    let rig = SipRig::start(&format!("qualify = 1\nqualify_max_ms = 200\n{LINES}"));
     let ata = Baresip::start(&rig, "line3", "pw3", 5090);
+    // The line answers the bridge's OPTIONS probes: reachable, with a latency.
+    let mut regs = Vec::new();
+    let qualified = eventually(Duration::from_secs(10), || {
+        regs = rig.registrations();
+        regs.iter().any(|r| {
+            r["account"] == "line3" && r["status"] == "reachable" && r["latency_ms"].is_number()
+        })
+    });
+    assert!(qualified, "qualify: {regs:?}\nnasd:\n{}", rig.log());
     let call = rig.run(&Sipp::caller("call_any.xml", "203", 5080));
     call.assert_ok(&format!(
         "call to baresip (line3, extension 203)\nbaresip:\n{}\nnasd:\n{}",
