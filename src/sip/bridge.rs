@@ -266,7 +266,7 @@ impl Bridge {
             Incoming::NewRequest(id, req) => self.on_request(now, id, req, from),
             Incoming::Response(id, resp) => self.on_response(now, id, resp),
             Incoming::Absorbed => {}
-            Incoming::Stray(m) => self.on_stray(now, m),
+            Incoming::Stray(m) => self.on_stray(m),
         }
         self.drain_tl_events(now);
     }
@@ -373,6 +373,7 @@ impl Bridge {
             Some(Contacts::Wildcard) => Contact::Wildcard,
             Some(Contacts::List(list)) => Contact::List(
                 list.iter()
+                    .filter(|n| build::usable_uri(&n.uri))
                     .map(|n| ContactReq {
                         uri: n.uri.clone(),
                         expires: n.expires(),

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::super::message::{Headers, Message, Method, NameAddr};
+use super::super::message::{Headers, Message, Method, NameAddr, SipUri};
 use super::super::transaction::MAGIC_COOKIE;
 
 /// The methods the bridge handles, for `Allow`.
@@ -154,6 +154,12 @@ pub(super) fn contact_uri(msg: &Message) -> Option<String> {
         .next()
         .and_then(NameAddr::parse)
         .map(|n| n.uri)
+        .filter(|u| usable_uri(u))
+}
+
+/// Whether a peer's URI can be a Request-URI of ours: a SIP URI without controls or spaces.
+pub(super) fn usable_uri(u: &str) -> bool {
+    u.bytes().all(|b| b > b' ' && b != 0x7f) && SipUri::parse(u).is_some()
 }
 
 /// A response to a request the parser refused (400 or 513), built from the raw header lines

@@ -943,14 +943,10 @@ impl Bridge {
     }
 
     /// ACKs for 2xx, and 2xx retransmissions from lines after our ACK.
-    pub(super) fn on_stray(&mut self, now: Now, m: Message) {
+    pub(super) fn on_stray(&mut self, m: Message) {
+        // A stray message of no dialog of ours is dropped: answering it (say, ACK and BYE for
+        // a forged 2xx) would let anyone aim the bridge at a third party.
         let Some(cid) = m.call_id().and_then(|c| self.by_call_id.get(c).copied()) else {
-            if let Message::Response {
-                status: 200..=299, ..
-            } = &m
-            {
-                self.reject_late_2xx(now, &m);
-            }
             return;
         };
         match &m {
