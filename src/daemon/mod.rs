@@ -410,6 +410,13 @@ fn apply_reload(
         tracing::warn!("reload: [control] changes take effect at the next start");
         new.control = old_control;
     }
+    let old_sip = shared.spec.read().expect("spec").sip.clone();
+    if new.sip != old_sip {
+        tracing::warn!(
+            "reload: [sip] changes (accounts, rules, ...) take effect at the next start; registrations and calls go on"
+        );
+        new.sip = old_sip;
+    }
     *shared.spec.write().expect("spec") = new;
 }
 
