@@ -100,6 +100,29 @@ pub(super) fn response(
     r
 }
 
+/// A response to `req` carrying `from`'s body and Content-Type (SDP passed through).
+pub(super) fn relayed(
+    req: &Message,
+    status: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    contact: Option<&str>,
+    from: &Message,
+) -> Message {
+    let ctype = from
+        .headers()
+        .get("Content-Type")
+        .filter(|_| !from.body().is_empty());
+    response(
+        req,
+        status,
+        reason,
+        to_tag,
+        contact,
+        ctype.map(|t| (t, from.body())),
+    )
+}
+
 /// The ACK for a 2xx to our INVITE (§13.2.2.4): a new branch, the dialog's From/To/Call-ID,
 /// the INVITE's CSeq number, sent to the remote target.
 pub(super) fn ack_for_2xx(

@@ -596,17 +596,13 @@ impl Bridge {
         let Message::Response { status, reason, .. } = resp else {
             return;
         };
-        let body = resp
-            .headers()
-            .get("Content-Type")
-            .filter(|_| !resp.body().is_empty());
-        let r = build::response(
+        let r = build::relayed(
             &call.a_invite,
             *status,
             reason,
             Some(&call.a_tag),
             Some(&contact),
-            body.map(|t| (t, resp.body())),
+            resp,
         );
         self.respond(now, tx, r);
     }
@@ -643,17 +639,13 @@ impl Bridge {
         self.by_server_tx.remove(&tx);
         call.state = CallState::Answered;
         call.answered_unix = Some(now.unix);
-        let body = resp
-            .headers()
-            .get("Content-Type")
-            .filter(|_| !resp.body().is_empty());
-        let r = build::response(
+        let r = build::relayed(
             &call.a_invite,
             200,
             "OK",
             Some(&call.a_tag),
             Some(&build::contact(local)),
-            body.map(|t| (t, resp.body())),
+            &resp,
         );
         let t1 = self.tl.config().t1;
         call.retx.push(Retx {
@@ -895,18 +887,7 @@ impl Bridge {
         if let Some(ack) = build::ack_for_2xx(&resp, &remote, local, &ack_branch) {
             self.tl.transmit(target, &ack);
         }
-        let body = resp
-            .headers()
-            .get("Content-Type")
-            .filter(|_| !resp.body().is_empty());
-        let r = build::response(
-            &orig,
-            200,
-            "OK",
-            None,
-            Some(&build::contact(local)),
-            body.map(|t| (t, resp.body())),
-        );
+        let r = build::relayed(&orig, 200, "OK", None, Some(&build::contact(local)), &resp);
         let peer = if from_a {
             call.a.target
         } else {
