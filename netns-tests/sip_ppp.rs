@@ -258,6 +258,14 @@ fn a_ppp_session_carries_the_callers_number_and_hang_ups_cross_over() {
             == 2
     });
     assert!(stops, "no second Stop record");
+    let last_stop = crate::daemon::journal(rig.dir())
+        .into_iter()
+        .rfind(|r| r["kind"] == "stop")
+        .unwrap();
+    assert_eq!(
+        last_stop["terminate_cause"], "lost-carrier",
+        "the call's end is the modem's carrier loss: {last_stop}"
+    );
     assert_eq!(rig.wait_calls(2).len(), 2);
 }
 

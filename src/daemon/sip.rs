@@ -6,6 +6,7 @@ use super::Shared;
 use super::acct;
 use crate::accounting::Body;
 use crate::driver::port::PortState;
+use crate::driver::session::SessionCommand;
 use crate::sip::bridge::{Bridge, BridgeEvent, LineState, Now};
 use crate::sip::config::SipConfig;
 use crate::sip::handle::{Query, SipHandle};
@@ -177,7 +178,10 @@ async fn flush(
                 lock(&shared.sip_callers).remove(&port);
                 for e in shared.registry.all().into_iter().filter(|e| e.port == port) {
                     tracing::info!(port = %port, session = e.id, "SIP call ended: ending the PPP session on its line");
-                    e.kill.cancel();
+                    // As the modem would see it: the carrier goes (cause lost-carrier).
+                    if e.control.try_send(SessionCommand::CarrierLost).is_err() {
+                        e.kill.cancel();
+                    }
                 }
             }
         }

@@ -69,6 +69,9 @@ pub enum SessionCommand {
     /// Change the idle limit (RADIUS CoA Idle-Timeout); `None` removes it. The answer is
     /// false when the session was not yet authorised.
     IdleTimeout(Option<Duration>, oneshot::Sender<bool>),
+    /// The telephone call carrying the session ended (the SIP bridge saw its BYE): the
+    /// session ends as on a carrier loss (Acct-Terminate-Cause Lost-Carrier).
+    CarrierLost,
 }
 
 /// How long the last frames (Terminate-Ack, ...) may take to leave after the link is down.
@@ -215,6 +218,10 @@ where
                     }
                     Some(SessionCommand::IdleTimeout(limit, reply)) => {
                         let _ = reply.send(link.set_idle_timeout(Instant::now(), limit));
+                    }
+                    Some(SessionCommand::CarrierLost) => {
+                        tracing::info!("the call carrying the session ended");
+                        link.lower_down(Instant::now());
                     }
                     // The daemon let go of the channel: no more commands.
                     None => host.control = None,
