@@ -123,6 +123,11 @@ fn in_pam_wrapper_child(name: &str, body: fn(&Path)) {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     fixture(tmp.path());
+    // One pam_wrapper child at a time: pam_wrapper creates its config directory /tmp/pam.X
+    // with a check-then-create race, and two children starting together fail with
+    // "Failed to create pam_wrapper config dir: ... File exists" (seen in CI).
+    static ONE_CHILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_CHILD.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(std::env::current_exe().expect("current_exe"))
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("LD_PRELOAD", libdir().join("libpam_wrapper.so"))
