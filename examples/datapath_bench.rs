@@ -43,7 +43,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -442,30 +442,10 @@ impl Line {
 
     /// Streams UDP datagrams to the server's discard port as fast as the line takes them.
     fn bulk_to_tun(&mut self, ns: &str, pid: u32, secs: f64, nasd: &mut Nasd) -> Result<Bulk> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sunk = Arc::new(AtomicU64::new(0));
-        let (ready_tx, ready) = mpsc::channel();
-        let sink = in_netns(ns, {
-            let (stop, sunk) = (stop.clone(), sunk.clone());
-            move || {
-                let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 9))?;
-                s.set_read_timeout(Some(Duration::from_millis(100)))?;
-                let _ = ready_tx.send(());
-                let mut buf = [0u8; 2048];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(n) = s.recv(&mut buf) {
-                        sunk.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                }
-                Ok(())
-            }
-        });
-        ready
-            .recv_timeout(Duration::from_secs(5))
-            .context("the UDP sink did not start")?;
+        let sink = UdpSink::start(ns)?;
         let pkt = udp_packet(CALLER, SERVER, 40000, 9, &[0xa5; BULK_PAYLOAD]);
         let start = Snapshot::take(ns, pid)?;
-        let sunk0 = sunk.load(Ordering::Relaxed);
+        let sunk0 = sink.bytes();
         let end = Instant::now() + Duration::from_secs_f64(secs);
         while Instant::now() < end {
             while self.client.serial_output().len() < 8192 {
@@ -481,9 +461,8 @@ impl Line {
         }
         let stop_snap = Snapshot::take(ns, pid)?;
         thread::sleep(Duration::from_millis(200));
-        let sunk = sunk.load(Ordering::Relaxed) - sunk0;
-        stop.store(true, Ordering::Relaxed);
-        sink.join().expect("sink thread")?;
+        let sunk = sink.bytes() - sunk0;
+        sink.stop()?;
         // Let the line drain before the next phase.
         while self.wait(Duration::from_millis(200), false)? {
             self.read_in()?;

@@ -44,12 +44,11 @@ use nasd::proto::client::{Client, ClientConfig, ClientEvent};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -676,27 +675,7 @@ fn bulk(
     pump: &mut Pump,
     secs: f64,
 ) -> Result<Bulk> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let sunk = Arc::new(AtomicU64::new(0));
-    let (ready_tx, ready) = mpsc::channel();
-    let sink = in_netns(ns, {
-        let (stop, sunk) = (stop.clone(), sunk.clone());
-        move || {
-            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 9))?;
-            s.set_read_timeout(Some(Duration::from_millis(100)))?;
-            let _ = ready_tx.send(());
-            let mut buf = [0u8; 2048];
-            while !stop.load(Ordering::Relaxed) {
-                if s.recv(&mut buf).is_ok() {
-                    sunk.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok(())
-        }
-    });
-    ready
-        .recv_timeout(Duration::from_secs(5))
-        .context("the UDP sink did not start")?;
+    let sink = UdpSink::start(ns)?;
     pump.bulk = true;
     // One second of ramp-up, then the measured window.
     pump.run(lines, Instant::now() + Duration::from_secs(1), |_| false)?;
@@ -728,8 +707,8 @@ fn bulk(
         t_drain.elapsed(),
         last.0 - rx1
     );
-    stop.store(true, Ordering::Relaxed);
-    sink.join().expect("sink thread")?;
+    let sunk = sink.datagrams();
+    sink.stop()?;
     let up = lines.iter().filter(|l| l.live()).count();
     ensure!(
         up == lines.len(),
@@ -739,8 +718,7 @@ fn bulk(
     let pct = |a: u64, b: u64| (b - a) as f64 / TICKS_PER_SEC / t * 100.0;
     println!(
         "bulk: {} datagrams queued by the callers, the UDP sink read {}",
-        pump.sent,
-        sunk.load(Ordering::Relaxed)
+        pump.sent, sunk
     );
     Ok(Bulk {
         secs: t,

@@ -11,7 +11,6 @@ use crate::daemon::{dial, guest_as};
 use crate::sip_rig::{NAS_IP, PEER_IP, SIP_PORT, SipRig, Sipp, eventually};
 use crate::support::netns::{NetNs, Proc, nasctl};
 use serde_json::Value;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -55,31 +54,6 @@ match_exp = "^555"
 account = "line1"
 "#;
 
-/// `nasctl args... --json` against the rig's nasd.
-fn nasctl_json(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(nasctl())
-        .arg("--socket")
-        .arg(dir.join("nasd.sock"))
-        .args(args)
-        .arg("--json")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nasctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn list(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) => a,
-        other => panic!("not a list: {other}"),
-    }
-}
-
 /// A SIP line answering one call and holding it until the bridge's BYE.
 fn held_line(rig: &SipRig, account: &str, secret: &str, port: u16) -> crate::sip_rig::SippProc {
     rig.register(account, secret, port, 600);
@@ -90,14 +64,14 @@ fn held_line(rig: &SipRig, account: &str, secret: &str, port: u16) -> crate::sip
 }
 
 /// A baresip softphone as the caller (number 5550100), driven through its UDP console.
-struct Phone {
+struct Phone<'a> {
     proc: Proc,
-    ns_name: String,
+    peers: &'a NetNs,
     _dir: tempfile::TempDir,
 }
 
-impl Phone {
-    fn start(peers: &NetNs) -> Phone {
+impl<'a> Phone<'a> {
+    fn start(peers: &'a NetNs) -> Phone<'a> {
         crate::support::freeradius::require("baresip");
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
@@ -119,7 +93,7 @@ impl Phone {
         let proc = Proc::spawn(c).unwrap();
         let phone = Phone {
             proc,
-            ns_name: peers.name().to_string(),
+            peers,
             _dir: dir,
         };
         let up = eventually(Duration::from_secs(10), || {
@@ -135,17 +109,10 @@ impl Phone {
                       s.settimeout(1.0)\ns.sendto(sys.argv[1].encode()+b'\\n',(sys.argv[2],5555))\n\
                       try:\n  print(s.recvfrom(65535)[0].decode('utf-8','replace'))\n\
                       except socket.timeout:\n  sys.exit(1)\n";
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns_name,
-                "python3",
-                "-c",
-                script,
-                cmd,
-                PEER_IP,
-            ])
+        let out = self
+            .peers
+            .command("python3")
+            .args(["-c", script, cmd, PEER_IP])
             .output()
             .ok()?;
         out.status
@@ -159,10 +126,10 @@ impl Phone {
 }
 
 /// Waits for the bridge to show one answered call; that call.
-fn answered_call(rig: &SipRig, phone: &Phone) -> Value {
+fn answered_call(rig: &SipRig, phone: &Phone<'_>) -> Value {
     let mut last = Vec::new();
     let ok = eventually(Duration::from_secs(20), || {
-        last = list(nasctl_json(rig.dir(), &["sip", "calls"]));
+        last = rig.nasctl_list(&["sip", "calls"]);
         last.len() == 1 && last[0]["state"] == "answered"
     });
     assert!(
@@ -175,7 +142,7 @@ fn answered_call(rig: &SipRig, phone: &Phone) -> Value {
 }
 
 fn sessions(rig: &SipRig) -> Vec<Value> {
-    list(nasctl_json(rig.dir(), &["sessions"]))
+    rig.nasctl_list(&["sessions"])
 }
 
 #[test]
@@ -216,8 +183,7 @@ fn a_ppp_session_carries_the_callers_number_and_hang_ups_cross_over() {
         rig.log()
     ));
     let bye_to_phone = eventually(Duration::from_secs(10), || {
-        list(nasctl_json(rig.dir(), &["sip", "calls"])).is_empty()
-            && phone.log().contains("terminated")
+        rig.nasctl_list(&["sip", "calls"]).is_empty() && phone.log().contains("terminated")
     });
     assert!(bye_to_phone, "the caller was not hung up:\n{}", phone.log());
     let rec = rig.wait_calls(1);

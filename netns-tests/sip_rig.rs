@@ -522,33 +522,40 @@ impl SipRig {
         self.calls()
     }
 
-    /// `nasctl sip registrations --json`: the bindings.
-    pub fn registrations(&self) -> Vec<serde_json::Value> {
+    /// `nasctl args... --json` against this nasd, parsed (the command must succeed).
+    pub fn nasctl_json(&self, args: &[&str]) -> serde_json::Value {
         let out = Command::new(crate::support::netns::nasctl())
             .arg("--socket")
             .arg(self.dir().join("nasd.sock"))
-            .args(["sip", "registrations", "--json"])
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::null())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "nasctl sip registrations: {}",
+            "nasctl {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
-                "nasctl sip registrations --json: {e}: {}",
+                "nasctl {args:?} --json: {e}: {}",
                 String::from_utf8_lossy(&out.stdout)
             )
-        });
-        match v {
+        })
+    }
+
+    /// `nasctl args... --json`, which must be a list: its items.
+    pub fn nasctl_list(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        match self.nasctl_json(args) {
             serde_json::Value::Array(a) => a,
-            serde_json::Value::Object(mut o) => match o.remove("registrations") {
-                Some(serde_json::Value::Array(a)) => a,
-                _ => panic!("nasctl sip registrations --json: no list in {o:?}"),
-            },
-            other => panic!("nasctl sip registrations --json: {other}"),
+            other => panic!("nasctl {args:?} --json: not a list: {other}"),
         }
+    }
+
+    /// `nasctl sip registrations --json`: the bindings.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        self.nasctl_list(&["sip", "registrations"])
     }
 }
 

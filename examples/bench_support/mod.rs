@@ -9,9 +9,11 @@ use etherparse::PacketBuilder;
 use nix::sched::{CloneFlags, setns};
 use std::fs::File;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -70,6 +72,68 @@ pub fn in_netns<T: Send + 'static>(
         setns(File::open(path)?, CloneFlags::CLONE_NEWNET)?;
         f()
     })
+}
+
+/// A UDP discard sink on port 9 in a namespace, counting what it reads, until stopped.
+pub struct UdpSink {
+    stop: Arc<AtomicBool>,
+    datagrams: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    thread: thread::JoinHandle<io::Result<()>>,
+}
+
+impl UdpSink {
+    /// Binds the sink in `ns` and returns once it listens.
+    pub fn start(ns: &str) -> Result<UdpSink> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let datagrams = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready) = mpsc::channel();
+        let thread = in_netns(ns, {
+            let (stop, datagrams, bytes) = (stop.clone(), datagrams.clone(), bytes.clone());
+            move || {
+                let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 9))?;
+                s.set_read_timeout(Some(Duration::from_millis(100)))?;
+                let _ = ready_tx.send(());
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(n) = s.recv(&mut buf) {
+                        datagrams.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }
+        });
+        ready
+            .recv_timeout(Duration::from_secs(5))
+            .context("the UDP sink did not start")?;
+        Ok(UdpSink {
+            stop,
+            datagrams,
+            bytes,
+            thread,
+        })
+    }
+
+    /// Datagrams read so far.
+    pub fn datagrams(&self) -> u64 {
+        self.datagrams.load(Ordering::Relaxed)
+    }
+
+    /// Payload bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Stops the sink and waits for its thread.
+    pub fn stop(self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the UDP sink thread panicked"))??;
+        Ok(())
+    }
 }
 
 /// Runs `ip ARGS`; its output.

@@ -2,7 +2,7 @@
 //! RADIUS, PAM (PAP only) or the secrets file; the address from RADIUS (Framed-IP-Address),
 //! the secrets file's address column, or the pool. Never logs a password.
 
-use super::Shared;
+use super::{Shared, lock};
 use crate::auth::limiter::Verdict;
 use crate::auth::pam::PamError;
 use crate::proto::auth::{AuthRequest, Credentials};
@@ -200,8 +200,4 @@ fn allocate(shared: &Shared, allowed: impl Fn(Ipv4Addr) -> bool) -> Result<Ipv4A
     lock(&shared.pool)
         .allocate(allowed)
         .ok_or_else(|| Refusal::Unavailable("the address pool is exhausted".into()))
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

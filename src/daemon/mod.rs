@@ -129,7 +129,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// The port's NAS-Port number: 1, 2, ... in the order ports were first started.
     pub(crate) fn nas_port(&self, port: &str) -> u32 {
-        let mut m = self.port_numbers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = lock(&self.port_numbers);
         let next = u32::try_from(m.len() + 1).unwrap_or(u32::MAX);
         *m.entry(port.to_string()).or_insert(next)
     }
@@ -144,6 +144,12 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").finish_non_exhaustive()
     }
+}
+
+/// Locks a mutex of the daemon's shared state; nothing is left half-done under these locks,
+/// so a poisoned one is still consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How long sessions get to end cleanly at shutdown.

@@ -2,13 +2,14 @@
 //! and capture tap, and daemon-wide counters (sessions, authentication failures, the
 //! traffic of sessions that have ended).
 
+use super::lock;
 use crate::capture::CaptureTap;
 use crate::control::Traffic;
 use crate::driver::port::PortStatus;
 use crate::proto::link::LinkStats;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 /// One configured port.
@@ -122,11 +123,6 @@ impl Monitor {
     pub(crate) fn ended(&self) -> Traffic {
         *lock(&self.ended)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing is left half-done under these locks.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ impl Registry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionEntry>> {
         // A panic elsewhere while holding the lock leaves the map usable.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        super::lock(&self.sessions)
     }
 }
 

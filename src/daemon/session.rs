@@ -2,10 +2,10 @@
 //! [`aaa`](super::aaa)), its place on the datapath, its host route and proxy ARP entry, its
 //! accounting, and their removal when it ends.
 
-use super::Shared;
 use super::aaa::{self, AuthContext, Refusal};
 use super::acct::{self, AcctEvent};
 use super::registry::{SessionEntry, Stage};
+use super::{Shared, lock};
 use crate::capture::CaptureTap;
 use crate::driver::port::{CallInfo, PortHooks, PortStatus};
 use crate::driver::session::{AuthFuture, Hooks, HostPackets};
@@ -71,12 +71,7 @@ impl PortHooks for PortHooksImpl {
         let connect = call.connect.as_ref();
         // The caller of the SIP call that rang this line (the call and the session are one),
         // else the modem's caller id.
-        let sip_caller = shared
-            .sip_callers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&self.port)
-            .cloned();
+        let sip_caller = lock(&shared.sip_callers).get(&self.port).cloned();
         let caller = sip_caller.or_else(|| connect.and_then(|c| c.caller.number.clone()));
         tracing::info!(port = %self.port, session = id, acct_id = %acct_id, caller = ?caller, "call");
         shared.registry.insert(SessionEntry {
@@ -194,7 +189,7 @@ impl Hooks for Session {
                 e.ip = Some(ip);
                 e.auth = Some(method);
             });
-            *class.lock().unwrap_or_else(|e| e.into_inner()) = d.class;
+            *lock(&class) = d.class;
             let (tun, local) = {
                 let spec = shared.spec.read().expect("spec");
                 (spec.tun.clone(), spec.local_ip)

@@ -3,7 +3,7 @@
 //! sessions, hang-ups both ways).
 
 use super::Shared;
-use super::acct;
+use super::{acct, lock};
 use crate::accounting::Body;
 use crate::driver::port::PortState;
 use crate::driver::session::SessionCommand;
@@ -186,8 +186,4 @@ async fn flush(
             }
         }
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

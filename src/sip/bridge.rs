@@ -271,20 +271,14 @@ impl Bridge {
         self.drain_tl_events(now);
     }
 
+    /// A request in a new server transaction. REGISTER and out-of-dialog OPTIONS never get
+    /// here: [`Bridge::handle_datagram`] answers them statelessly.
     fn on_request(&mut self, now: Now, id: TransactionId, req: Message, from: SocketAddr) {
         let Message::Request { method, .. } = &req else {
             return;
         };
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
         match method {
-            Method::Register => {
-                let r = self.on_register(now, &req, from);
-                self.respond(now, id, r);
-            }
-            Method::Options if !in_dialog => {
-                let r = self.options_response(&req);
-                self.respond(now, id, r);
-            }
             Method::Invite if !in_dialog => self.on_invite(now, id, req, from),
             Method::Cancel => self.on_cancel(now, id, &req),
             Method::Invite | Method::Bye | Method::Options => {
@@ -312,27 +306,14 @@ impl Bridge {
         let _ = self.tl.respond(now.at, id, r);
     }
 
+    /// The answer to a REGISTER. Unknown accounts are challenged like known ones (no
+    /// account probing), then refused.
     fn on_register(&mut self, now: Now, req: &Message, from: SocketAddr) -> Message {
-        let Some(aor) = req
+        let aor = req
             .to()
             .and_then(|t| t.sip_uri())
             .and_then(|u| u.user)
-            .filter(|u| self.config.account(u).is_some())
-        else {
-            // Unknown accounts are challenged like known ones (no account probing), then
-            // refused below.
-            return self.register_checked(now, req, from, None);
-        };
-        self.register_checked(now, req, from, Some(aor))
-    }
-
-    fn register_checked(
-        &mut self,
-        now: Now,
-        req: &Message,
-        from: SocketAddr,
-        aor: Option<String>,
-    ) -> Message {
+            .filter(|u| self.config.account(u).is_some());
         let Some(auth) = req.headers().get("Authorization") else {
             let mut r = build::response(req, 401, "Unauthorized", Some(&self.token()), None, None);
             let ch = self.challenger.challenge(now.unix, false);

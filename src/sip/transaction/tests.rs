@@ -59,6 +59,25 @@ fn run_until(l: &mut TransactionLayer, t0: Instant, end: Duration) -> Vec<u128> 
     sent
 }
 
+/// Retransmissions doubling from T1 and capped at T2 (ms after t0), over 32 s.
+const T2_CAPPED: &[u128] = &[
+    500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+];
+
+/// Over 40 s: retransmissions at exactly `expected` ms, then a timeout that ends the
+/// transaction and leaves the layer empty.
+fn retransmits_then_times_out(
+    l: &mut TransactionLayer,
+    t0: Instant,
+    id: TransactionId,
+    expected: &[u128],
+) {
+    let sent = run_until(l, t0, Duration::from_secs(40));
+    assert_eq!(sent, expected);
+    assert_eq!(events(l), vec![Event::Timeout(id), Event::Terminated(id)]);
+    assert!(l.is_empty());
+}
+
 #[test]
 fn timer_a_doubles_and_timer_b_times_out() {
     let mut l = TransactionLayer::default();
@@ -67,13 +86,7 @@ fn timer_a_doubles_and_timer_b_times_out() {
         .send_request(t0, request("INVITE", "z9hG4bKa"), peer())
         .unwrap();
     assert_eq!(drain(&mut l).len(), 1);
-    let sent = run_until(&mut l, t0, Duration::from_secs(40));
-    assert_eq!(sent, vec![500, 1500, 3500, 7500, 15500, 31500]);
-    assert_eq!(
-        events(&mut l),
-        vec![Event::Timeout(id), Event::Terminated(id)]
-    );
-    assert!(l.is_empty());
+    retransmits_then_times_out(&mut l, t0, id, &[500, 1500, 3500, 7500, 15500, 31500]);
     assert_eq!(l.poll_timeout(), None);
 }
 
@@ -85,18 +98,7 @@ fn timer_e_capped_at_t2_and_timer_f_times_out() {
         .send_request(t0, request("OPTIONS", "z9hG4bKe"), peer())
         .unwrap();
     drain(&mut l);
-    let sent = run_until(&mut l, t0, Duration::from_secs(40));
-    assert_eq!(
-        sent,
-        vec![
-            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-        ]
-    );
-    assert_eq!(
-        events(&mut l),
-        vec![Event::Timeout(id), Event::Terminated(id)]
-    );
-    assert!(l.is_empty());
+    retransmits_then_times_out(&mut l, t0, id, T2_CAPPED);
 }
 
 #[test]
@@ -260,19 +262,8 @@ fn server_invite_timer_h_without_ack() {
     };
     l.respond(t0, id, response(&inv, 503)).unwrap();
     drain(&mut l);
-    let sent = run_until(&mut l, t0, Duration::from_secs(40));
     // G: 0.5, 1.5, 3.5, then every T2 until H at 32 s.
-    assert_eq!(
-        sent,
-        vec![
-            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-        ]
-    );
-    assert_eq!(
-        events(&mut l),
-        vec![Event::Timeout(id), Event::Terminated(id)]
-    );
-    assert!(l.is_empty());
+    retransmits_then_times_out(&mut l, t0, id, T2_CAPPED);
 }
 
 #[test]
